@@ -1,0 +1,72 @@
+"""The Starlette application: routes, and the broker and hub's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+
+from livehub import http, pages
+from livehub.broker import Broker, make_broker
+from livehub.config import Config
+from livehub.hub import Hub
+from livehub.programme import Programme, load_programme
+from livehub.ws import websocket_endpoint
+
+log = structlog.get_logger("livehub.app")
+
+
+class ConfigError(Exception):
+    """The server cannot start with this configuration; the message says why."""
+
+
+def resolve_secret(config: Config) -> str:
+    """The signing secret; in development a random one is made (and said so)."""
+    if config.secret:
+        return config.secret
+    if config.env == "production":
+        raise ConfigError("LIVEHUB_SECRET must be set when LIVEHUB_ENV=production")
+    raise ConfigError("no LIVEHUB_SECRET: the CLI makes a development secret; "
+                      "set LIVEHUB_SECRET when building the app yourself")
+
+
+def create_app(config: Config | None = None, *, programme: Programme | None = None,
+               broker: Broker | None = None) -> Starlette:
+    """Build the app. Without arguments everything comes from the environment."""
+    config = config or Config()
+    secret = resolve_secret(config)
+    programme = programme or load_programme(config.programme)
+    broker = broker or make_broker(config.redis_url, max_log=config.max_log)
+    hub = Hub(config, broker, programme)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await broker.start()
+        await hub.start()
+        log.info("livehub ready", broker=broker.name, rooms=len(programme.sessions),
+                 conference=programme.title)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await broker.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", pages.index),
+            Route("/healthz", http.healthz),
+            Route("/readyz", http.readyz),
+            Route("/metrics", http.metrics_endpoint),
+            Route("/api/rooms", http.api_rooms),
+            WebSocketRoute("/ws/{room}", websocket_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.secret = secret
+    app.state.config = config
+    app.state.summary_cache = {}
+    return app

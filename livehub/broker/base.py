@@ -1,0 +1,113 @@
+"""The broker interface: a log per room, sequence numbers, and fan-out.
+
+A broker moves events and sequence numbers between server processes; it knows
+nothing of what an event means. ``commit`` appends events to a room's log,
+numbers them and publishes them in one atomic step; every subscribed process
+then receives them through its :class:`Listener`. Backends: ``memory`` (one
+process) and ``redis`` (any number of processes and machines).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Event = dict[str, Any]
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached; nothing was committed. Clients get ``unavailable``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """The outcome of :meth:`Broker.commit`.
+
+    ``seq`` is the last sequence number given. For a repeated idempotency key
+    nothing is committed: ``duplicate`` is True and ``ref``/``seq`` are the ones
+    stored by the first commit.
+    """
+
+    seq: int
+    epoch: str
+    ref: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Events after a position in a room's log.
+
+    ``complete`` is False when the log no longer reaches back to ``after + 1``
+    (trimmed), in which case ``events`` starts wherever the log now starts.
+    """
+
+    epoch: str
+    head: int
+    events: list[Event]
+    complete: bool
+
+
+class Listener(Protocol):
+    """What a broker calls back on the process's event loop."""
+
+    def on_events(self, room: str, epoch: str, events: list[Event]) -> None:
+        """Events as published, in commit order. May skip (pub/sub is forgetful):
+        the listener checks ``seq`` continuity and reads gaps from the log."""
+
+    def on_resync(self, room: str) -> None:
+        """The broker's subscription was interrupted (reconnect): re-check the log."""
+
+
+class Broker(abc.ABC):
+    """Base class of the broker backends."""
+
+    name: str = "abstract"
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect; called once before use."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Disconnect and stop background tasks."""
+
+    @property
+    def ready(self) -> bool:
+        """True while the broker is reachable (``/readyz``)."""
+        return True
+
+    @abc.abstractmethod
+    async def commit(
+        self, room: str, events: list[Event], *, idem: tuple[str, str] | None = None,
+        idem_ttl: int = 600,
+    ) -> Commit:
+        """Number, append and publish ``events`` atomically; sets ``seq`` on each.
+
+        ``idem`` is ``(key, ref)``: when ``key`` was committed within ``idem_ttl``
+        seconds, nothing happens and the first commit's ``ref`` and ``seq`` come back.
+        Raises :class:`BrokerUnavailable` when nothing could be committed.
+        """
+
+    async def recall(self, room: str, key: str) -> Commit | None:
+        """The first commit made with idempotency ``key``, if still remembered."""
+        return None
+
+    @abc.abstractmethod
+    async def read(self, room: str, after: int = 0, limit: int | None = None) -> History:
+        """The room's logged events with ``seq > after``, oldest first."""
+
+    @abc.abstractmethod
+    async def subscribe(self, room: str, listener: Listener) -> None:
+        """Deliver every event committed to ``room`` from now on to ``listener``."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, room: str) -> None:
+        """Stop delivering ``room`` (its last local listener left)."""
+
+    @abc.abstractmethod
+    async def set_online(self, room: str, count: int) -> None:
+        """Record how many people this process has in ``room``."""
+
+    @abc.abstractmethod
+    async def online(self, rooms: list[str]) -> dict[str, int]:
+        """People in each room across every process."""

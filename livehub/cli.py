@@ -1,0 +1,120 @@
+"""The ``livehub`` command: serve, token, check."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from livehub import auth
+from livehub.config import Config
+from livehub.programme import ProgrammeError, load_programme
+from livehub.roles import Role
+
+
+def _config(**overrides: Any) -> Config:
+    try:
+        return Config(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"bad configuration: {problems}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="livehub")
+def main() -> None:
+    """livehub: live, moderated discussion rooms for online conferences."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000, or $PORT).")
+@click.option("--redis", "redis_url", default=None, metavar="URL",
+              help="Redis URL; without it the embedded in-memory broker is used.")
+@click.option("--programme", default=None, metavar="FILE",
+              help="Conference programme (TOML); default: the bundled sample.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1,
+              help="Processes sharing the port (needs --redis when above 1).")
+def serve(host: str | None, port: int | None, redis_url: str | None, programme: str | None,
+          workers: int) -> None:
+    """Run the server."""
+    cfg = _config(host=host, port=port, redis_url=redis_url, programme=programme)
+    if workers > 1 and not cfg.redis_url:
+        raise click.ClickException(
+            "--workers above 1 needs --redis URL: processes share rooms through Redis")
+    if cfg.env == "production" and not cfg.secret:
+        raise click.ClickException("LIVEHUB_SECRET must be set when LIVEHUB_ENV=production")
+    try:
+        prog = load_programme(cfg.programme)
+    except ProgrammeError as exc:
+        raise click.ClickException(f"cannot start with this programme:\n{exc}") from None
+    dev_secret = not cfg.secret
+    if dev_secret:
+        cfg = cfg.model_copy(update={"secret": secrets.token_urlsafe(32)})
+        # Workers are separate processes: they must sign and check with the same secret.
+        os.environ["LIVEHUB_SECRET"] = cfg.secret or ""
+    shown = "localhost" if cfg.host in ("127.0.0.1", "0.0.0.0", "::") else cfg.host
+    url = f"http://{shown}:{cfg.port}/"
+    broker = f"Redis at {cfg.redis_url}" if cfg.redis_url else "the in-memory broker"
+    click.echo(f"livehub: serving {prog.title!r} ({len(prog.sessions)} rooms) on {broker}")
+    click.echo(f"livehub: open {url}")
+    if dev_secret:
+        first = prog.sessions[0].slug
+        assert cfg.secret is not None
+        mod = auth.mint(cfg.secret, name="Moderator", role=Role.MODERATOR, sub="dev-moderator")
+        click.echo("livehub: no LIVEHUB_SECRET set, so a development secret was made for this "
+                   "run (tokens die with it)")
+        click.echo(f"livehub: moderator sign-in: {url}room/{first}#token={mod}")
+    from livehub.server import run, run_workers
+
+    if workers > 1:
+        run_workers(cfg, workers)
+    else:
+        run(cfg)
+
+
+@main.command()
+@click.option("--name", required=True, help="Display name.")
+@click.option("--role", required=True,
+              type=click.Choice([str(r) for r in Role], case_sensitive=False))
+@click.option("--sub", default=None, help="User id (default: made up).")
+@click.option("--room", "rooms", multiple=True, metavar="SLUG",
+              help="Limit the token to this room (repeatable).")
+@click.option("--ttl", default="8h", show_default=True, help="Lifetime: 90s, 30m, 8h, 2d.")
+def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: str) -> None:
+    """Print a sign-in token signed with LIVEHUB_SECRET."""
+    secret = os.environ.get("LIVEHUB_SECRET")
+    if not secret:
+        raise click.ClickException("LIVEHUB_SECRET is not set: the server could not check "
+                                   "a token signed without it")
+    try:
+        seconds = auth.parse_ttl(ttl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ttl") from None
+    if not name or len(name) > 50:
+        raise click.BadParameter("must be 1 to 50 characters", param_hint="--name")
+    click.echo(auth.mint(secret, name=name, role=Role(role.lower()), sub=sub,
+                         rooms=list(rooms) or None, ttl=seconds))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def check(file: str) -> None:
+    """Validate a programme file, naming each problem."""
+    try:
+        prog = load_programme(file)
+    except ProgrammeError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+    click.echo(f"{file}: ok: {prog.title!r}, {len(prog.sessions)} sessions over "
+               f"{len([d for d, _ in prog.days() if d])} days")
+
+
+if __name__ == "__main__":
+    main()

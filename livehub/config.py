@@ -1,0 +1,52 @@
+"""Server settings: environment variables (``LIVEHUB_*``), overridden by CLI flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Config(BaseSettings):
+    """Every knob of a livehub process, with the defaults of PROTOCOL.md."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVEHUB_", extra="ignore",
+                                      populate_by_name=True)
+
+    env: Literal["development", "production", "test"] = "development"
+    secret: str | None = None
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("LIVEHUB_REDIS_URL", "REDIS_URL", "redis_url")
+    )
+    programme: str | None = None
+    allowed_origins: str = ""  # comma-separated; empty: the server's own origin; "*": any
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "LIVEHUB_PORT", "port"))
+
+    hello_timeout: float = Field(default=10.0, gt=0)
+    rate_limit: int = Field(default=20, ge=0)  # requests per connection per rate_window; 0: off
+    rate_window: float = Field(default=10.0, gt=0)
+    # Rate-limited requests tolerated within one window before the connection is closed 1008.
+    flood_limit: int = Field(default=20, ge=1)
+    max_frame: int = Field(default=64 * 1024, ge=256)
+    max_text: int = Field(default=2000, ge=1)
+    max_connections_per_ip: int = Field(default=200, ge=0)  # 0: unlimited
+    send_queue: int = Field(default=1000, ge=1)  # queued frames per connection before 1013
+    ping_interval: float = Field(default=20.0, ge=0)
+    ping_timeout: float = Field(default=20.0, ge=0)
+    compression: bool = False
+    vote_window: float = Field(default=1.0, ge=0)  # seconds over which votes coalesce
+    presence_interval: float = Field(default=1.0, gt=0)
+    max_log: int = Field(default=100_000, ge=100)  # events kept per room by the memory broker
+    shutdown_grace: float = Field(default=8.0, ge=0)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "info"
+
+    @field_validator("secret")
+    @classmethod
+    def _empty_secret_is_none(cls, v: str | None) -> str | None:
+        return v or None
+
+    def origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]

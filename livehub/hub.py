@@ -1,0 +1,612 @@
+"""This process's rooms: replicas of room state, local connections, fan-out.
+
+A :class:`RoomReplica` folds the room's log into a :class:`RoomState` in
+``seq`` order (filling any gap pub/sub left from the log), and fans each event
+out to its local connections, encoded once per (role, codec) audience. Each
+:class:`Connection` has a bounded send queue drained by one writer task that
+coalesces whatever has queued up into one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import structlog
+
+from livehub import metrics
+from livehub import protocol as p
+from livehub import room as core
+from livehub.auth import Identity
+from livehub.broker.base import Broker, BrokerUnavailable, Event
+from livehub.config import Config
+from livehub.programme import Programme, Session
+from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
+from livehub.roles import Role
+
+log = structlog.get_logger("livehub.hub")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+RECENT_EVENTS: Final = 2000  # applied events kept per replica to serve `since` without I/O
+MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
+# Frames are coalesced only once this many wait: at light load every event and
+# answer goes in its own frame, which is what simple clients expect.
+COALESCE_AFTER: Final = 16
+IDEM_TTL_MS: Final = 600_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Connection:
+    """One client WebSocket: who it is, and its bounded, coalescing send queue."""
+
+    __slots__ = (
+        "_send",
+        "actor",
+        "close_code",
+        "close_reason",
+        "closed",
+        "codec",
+        "ip",
+        "max_queue",
+        "queue",
+        "replica",
+        "wake",
+        "writer",
+    )
+
+    def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
+                 max_queue: int) -> None:
+        self._send = send
+        self.codec = codec
+        self.actor = core.Actor(identity.uid, identity.name, identity.role, identity.guest)
+        self.ip = ip
+        self.max_queue = max_queue
+        self.queue: deque[Frame] = deque()
+        self.wake = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed = False
+        self.replica: RoomReplica | None = None
+        self.writer: asyncio.Task[None] | None = None
+
+    @property
+    def role(self) -> Role:
+        return self.actor.role
+
+    def start(self) -> None:
+        self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    def push(self, frame: Frame) -> None:
+        if self.close_code is not None:
+            return
+        if len(self.queue) >= self.max_queue:
+            metrics.SLOW_READER_CLOSES.inc()
+            log.info("slow reader closed", uid=self.actor.uid, ip=self.ip,
+                     room=self.replica.id if self.replica else None)
+            self.close(CloseCode.TRY_AGAIN, "send queue overflow: resume with since")
+            return
+        self.queue.append(frame)
+        self.wake.set()
+
+    def send(self, obj: dict[str, Any]) -> None:
+        self.push(self.codec.frame(obj))
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close after nothing more is sent; the writer does the closing."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+            self.queue.clear()
+            self.wake.set()
+
+    async def _write(self) -> None:
+        key = "bytes" if self.codec.binary else "text"
+        queue = self.queue
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while queue:
+                    if len(queue) <= COALESCE_AFTER:
+                        data = queue.popleft()
+                    else:
+                        batch: list[Frame] = []
+                        size = 0
+                        while queue and size < MAX_BATCH_BYTES:
+                            frame = queue.popleft()
+                            size += len(frame)
+                            batch.append(frame)
+                        data = self.codec.join(batch)
+                        if len(batch) > 1:
+                            metrics.COALESCED_FRAMES.inc()
+                    await self._send({"type": "websocket.send", key: data})
+                    metrics.FRAMES_SENT.inc()
+                if self.close_code is not None:
+                    await self._send({"type": "websocket.close", "code": self.close_code,
+                                      "reason": self.close_reason[:120]})
+                    return
+        except Exception as exc:  # the peer went away mid-send; the reader side cleans up
+            log.debug("writer stopped", error=repr(exc))
+        finally:
+            self.closed = True
+
+    async def stop(self) -> None:
+        if self.writer is not None and not self.writer.done():
+            self.writer.cancel()
+            try:
+                await self.writer
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+class RoomReplica:
+    """This process's copy of one room, and the connections it serves."""
+
+    def __init__(self, hub: Hub, session: Session) -> None:
+        self.hub = hub
+        self.id = session.slug
+        self.session = session
+        self.state = self._fresh_state("")
+        self.conns: set[Connection] = set()
+        self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
+        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self.ready = asyncio.Event()
+        self._backlog: list[tuple[str, list[Event]]] = []
+        self._filling = False
+        self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
+        self._vote_timer: asyncio.TimerHandle | None = None
+        self.last_online = -1
+        self.reported_online = -1
+
+    def _fresh_state(self, epoch: str) -> core.RoomState:
+        s = self.session
+        return core.RoomState(
+            room=s.slug, title=s.title, epoch=epoch,
+            settings=core.RoomSettings(slow_mode=s.slow_mode, guests=s.guests,
+                                       premoderate=s.premoderate),
+        )
+
+    # -- loading and ordering ------------------------------------------------
+
+    async def load(self) -> None:
+        """Subscribe, then rebuild the state from the whole log."""
+        self._filling = True
+        try:
+            await self.hub.broker.subscribe(self.id, self.hub)
+            history = await self.hub.broker.read(self.id, 0)
+            self.state = self._fresh_state(history.epoch)
+            for ev in history.events:
+                self._apply(ev, fan_out=False)
+        finally:
+            self._filling = False
+        self.ready.set()
+        self._drain_backlog()
+
+    def on_events(self, epoch: str, events: list[Event]) -> None:
+        if self._filling:
+            self._backlog.append((epoch, events))
+            return
+        if epoch != self.state.epoch:
+            self._reset(epoch)
+            return
+        for i, ev in enumerate(events):
+            seq = ev["seq"]
+            if seq <= self.state.seq:
+                continue  # already folded (we read it from the log)
+            if seq != self.state.seq + 1:
+                self._backlog.append((epoch, events[i:]))
+                self._fill_gap()
+                return
+            self._apply(ev, fan_out=True)
+
+    def on_resync(self) -> None:
+        if not self._filling:
+            self._fill_gap()
+
+    def _fill_gap(self) -> None:
+        self._filling = True
+        metrics.GAP_FILLS.inc()
+        asyncio.get_running_loop().create_task(self._read_gap())
+
+    async def _read_gap(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                history = await self.hub.broker.read(self.id, self.state.seq)
+                break
+            except BrokerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self._filling = False
+        if history.epoch != self.state.epoch or not history.complete:
+            self._reset(history.epoch)
+            return
+        for ev in history.events:
+            if ev["seq"] == self.state.seq + 1:
+                self._apply(ev, fan_out=True)
+        self._drain_backlog()
+
+    def _drain_backlog(self) -> None:
+        backlog, self._backlog = self._backlog, []
+        for epoch, events in backlog:
+            self.on_events(epoch, events)
+            if self._filling:  # a new gap: the rest waits for the fill
+                self._backlog.extend(backlog[backlog.index((epoch, events)) + 1:])
+                return
+
+    def _reset(self, epoch: str) -> None:
+        """The log was lost and started again: rebuild, and send everyone to resume."""
+        log.warning("room log lost; rebuilding", room=self.id, old_epoch=self.state.epoch,
+                    new_epoch=epoch)
+        for conn in list(self.conns):
+            conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
+        self.recent.clear()
+        self._votes.clear()
+        self.ready.clear()
+        self.state = self._fresh_state(epoch)
+        asyncio.get_running_loop().create_task(self.load())
+
+    # -- applying and fan-out -----------------------------------------------------
+
+    def _apply(self, ev: Event, *, fan_out: bool) -> None:
+        core.apply(self.state, ev)
+        self.recent.append(ev)
+        metrics.EVENTS_APPLIED.inc()
+        if not fan_out or not self.conns:
+            return
+        t = ev["t"]
+        if t == "vote":
+            self._vote_changed(ev)
+            return
+        if self._votes:
+            self.flush_votes()  # keep each client's stream complete up to its last seq
+        self.broadcast(lambda role: core.view(self.state, ev, role))
+        if t == "ban":
+            for conn in [c for c in self.conns if c.actor.uid == ev["uid"]]:
+                conn.send(p.error_frame(ErrorCode.BANNED, "you were banned from this room"))
+                conn.close(CloseCode.FORBIDDEN, "banned")
+
+    def broadcast(self, view: Callable[[Role], Event | None]) -> None:
+        """Send each audience its view of one event, encoded once per (role, codec)."""
+        views: dict[Role, Event | None] = {}
+        delivered = 0
+        for (role, codec), conns in self.audiences.items():
+            if not conns:
+                continue
+            if role not in views:
+                views[role] = view(role)
+            obj = views[role]
+            if obj is None:
+                continue
+            frame = codec.frame(obj)
+            for conn in conns:
+                conn.push(frame)
+            delivered += len(conns)
+        metrics.DELIVERIES.inc(delivered)
+
+    def _vote_changed(self, ev: Event) -> None:
+        self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
+        window = self.hub.config.vote_window
+        if window <= 0:
+            self.flush_votes()
+        elif self._vote_timer is None:
+            self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
+
+    def flush_votes(self) -> None:
+        """One ``votes`` event per question changed since the last flush."""
+        if self._vote_timer is not None:
+            self._vote_timer.cancel()
+            self._vote_timer = None
+        pending, self._votes = self._votes, {}
+        for qid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
+            q = self.state.questions.get(qid)
+            if q is None:
+                continue
+            ev = core.votes_event(q, seq, ts)
+            hidden = q.state == "pending"
+            self.broadcast(lambda role, ev=ev, hidden=hidden:  # type: ignore[misc]
+                           None if hidden and not role.is_staff else ev)
+
+    # -- membership -----------------------------------------------------------------
+
+    def add(self, conn: Connection) -> None:
+        conn.replica = self
+        self.conns.add(conn)
+        self.audiences.setdefault((conn.role, conn.codec), set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        self.conns.discard(conn)
+        group = self.audiences.get((conn.role, conn.codec))
+        if group is not None:
+            group.discard(conn)
+
+    def welcome(self, conn: Connection, since: int | None, epoch: str | None,
+                older: list[Event] | None, online: int) -> dict[str, Any]:
+        """The ``welcome`` frame for ``conn``; ``older`` are logged events read for ``since``."""
+        state, role = self.state, conn.role
+        frame: dict[str, Any] = {
+            "t": "welcome",
+            "me": {"uid": conn.actor.uid, "name": conn.actor.name, "role": str(role)},
+            "room": state.room_wire(),
+            "seq": state.seq,
+            "epoch": state.epoch,
+            "online": online,
+            "pinned": core.pinned(state),
+            "questions": core.questions_view(state, role),
+        }
+        if conn.actor.guest:
+            frame["me"]["guest"] = True
+        if since is not None:
+            events = self._since(since, epoch, older)
+            frame["recovered"] = events is not None
+            frame["history"] = (core.history(state) if events is None
+                                else core.replay(state, events, role))
+        else:
+            frame["history"] = core.history(state)
+        return frame
+
+    def _since(self, since: int, epoch: str | None, older: list[Event] | None
+               ) -> list[Event] | None:
+        """Every applied event after ``since``, or None when they cannot all be had."""
+        state = self.state
+        if (epoch is not None and epoch != state.epoch) or since > state.seq:
+            return None
+        if since == state.seq:
+            return []
+        recent = self.recent
+        if recent and recent[0]["seq"] <= since + 1:
+            return [ev for ev in recent if ev["seq"] > since]
+        events = [ev for ev in (older or []) if since < ev["seq"] <= state.seq]
+        last = events[-1]["seq"] if events else since
+        events.extend(ev for ev in recent if ev["seq"] > last)
+        expected = state.seq - since
+        if len(events) != expected or (events and events[0]["seq"] != since + 1):
+            return None
+        return events
+
+    def needs_log_read(self, since: int | None) -> bool:
+        if since is None or since >= self.state.seq:
+            return False
+        return not self.recent or self.recent[0]["seq"] > since + 1
+
+
+class Hub:
+    """All rooms this process serves, and the request path from decide to commit."""
+
+    def __init__(self, config: Config, broker: Broker, programme: Programme) -> None:
+        self.config = config
+        self.broker = broker
+        self.programme = programme
+        self.replicas: dict[str, RoomReplica] = {}
+        self._loading: dict[str, asyncio.Task[RoomReplica]] = {}
+        self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
+        self._presence_task: asyncio.Task[None] | None = None
+        self.connections_by_ip: dict[str, int] = {}
+        self.accepting = True
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._presence_task = asyncio.get_running_loop().create_task(self._presence_loop())
+
+    async def stop(self, reason: str = "server shutting down: reconnect with since") -> None:
+        """Close every client with 1013 (they resume elsewhere) and stop."""
+        self.accepting = False
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+        conns = [c for r in self.replicas.values() for c in r.conns]
+        for conn in conns:
+            conn.close(CloseCode.TRY_AGAIN, reason)
+        writers = [c.writer for c in conns if c.writer is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=2.0)
+
+    # -- Listener (called by the broker) ---------------------------------------------
+
+    def on_events(self, room: str, epoch: str, events: list[Event]) -> None:
+        replica = self.replicas.get(room)
+        if replica is not None:
+            replica.on_events(epoch, events)
+
+    def on_resync(self, room: str) -> None:
+        replica = self.replicas.get(room)
+        if replica is not None:
+            replica.on_resync()
+
+    # -- rooms --------------------------------------------------------------------------
+
+    def session(self, room: str) -> Session | None:
+        return self.programme.get(room)
+
+    async def replica(self, room: str) -> RoomReplica:
+        """The replica of ``room``, loaded from the log on first use."""
+        replica = self.replicas.get(room)
+        if replica is not None:
+            if not replica.ready.is_set():
+                await replica.ready.wait()
+            return replica
+        session = self.session(room)
+        if session is None:
+            raise KeyError(room)
+        replica = self.replicas[room] = RoomReplica(self, session)
+        try:
+            await replica.load()
+        except BaseException:
+            del self.replicas[room]
+            raise
+        return replica
+
+    async def join(self, conn: Connection, room: str, since: int | None,
+                   epoch: str | None) -> None:
+        """Add ``conn`` to ``room`` and queue its ``welcome`` (atomically w.r.t. events)."""
+        replica = await self.replica(room)
+        older: list[Event] | None = None
+        if replica.needs_log_read(since):
+            try:
+                older = (await self.broker.read(room, since or 0)).events
+            except BrokerUnavailable:
+                older = None
+        replica.add(conn)
+        await self._report_online(replica)
+        online = (await self._online([room])).get(room, len(replica.conns))
+        replica.add(conn)  # (re-)added after the awaits: it may have been reset meanwhile
+        conn.send(replica.welcome(conn, since, epoch, older, max(online, 1)))
+        replica.last_online = max(online, 1)
+        self._gauge()
+
+    async def leave(self, conn: Connection) -> None:
+        replica = conn.replica
+        if replica is None:
+            return
+        replica.remove(conn)
+        conn.replica = None
+        self._gauge()
+        if not replica.conns:
+            # Keep the replica (and its subscription) only while someone listens here.
+            await self._report_online(replica)
+            if not replica.conns and self.replicas.get(replica.id) is replica:
+                del self.replicas[replica.id]
+                try:
+                    await self.broker.unsubscribe(replica.id)
+                except BrokerUnavailable:
+                    pass
+
+    async def _report_online(self, replica: RoomReplica) -> None:
+        n = len(replica.conns)
+        if n != replica.reported_online:
+            replica.reported_online = n
+            try:
+                await self.broker.set_online(replica.id, n)
+            except BrokerUnavailable:
+                replica.reported_online = -1
+
+    async def _online(self, rooms: list[str]) -> dict[str, int]:
+        try:
+            return await self.broker.online(rooms)
+        except BrokerUnavailable:
+            return {r: len(self.replicas[r].conns) if r in self.replicas else 0 for r in rooms}
+
+    async def online_all(self) -> dict[str, int]:
+        return await self._online([s.slug for s in self.programme.sessions])
+
+    async def _presence_loop(self) -> None:
+        interval = self.config.presence_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._presence_tick()
+            except Exception:
+                log.exception("presence update failed")
+
+    async def _presence_tick(self) -> None:
+        replicas = [r for r in self.replicas.values() if r.conns]
+        for replica in replicas:
+            await self._report_online(replica)
+        if not replicas:
+            return
+        counts = await self._online([r.id for r in replicas])
+        for replica in replicas:
+            online = max(counts.get(replica.id, 0), len(replica.conns))
+            if online != replica.last_online:
+                replica.last_online = online
+                frame = {"t": "presence", "online": online}
+                replica.broadcast(lambda role, frame=frame: frame)  # type: ignore[misc]
+
+    def _gauge(self) -> None:
+        by_state = {"open": 0, "closed": 0}
+        rooms = {"open": 0, "closed": 0}
+        for replica in self.replicas.values():
+            by_state[replica.state.state_name] += len(replica.conns)
+            rooms[replica.state.state_name] += 1
+        for name in by_state:
+            metrics.CONNECTIONS.labels(name).set(by_state[name])
+            metrics.ROOMS.labels(name).set(rooms[name])
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def handle(self, conn: Connection, req: p.Request) -> None:
+        """Decide, commit, answer. Errors become ``error`` frames; nothing raises."""
+        replica = conn.replica
+        assert replica is not None
+        try:
+            reply = await self._handle(conn, replica, req)
+        except ProtocolError as exc:
+            metrics.REQUESTS.labels(req.t, exc.code).inc()
+            conn.send(p.error_frame(exc.code, exc.message, req.id))
+            return
+        metrics.REQUESTS.labels(req.t, "ok").inc()
+        if req.id is not None:
+            conn.send(p.ok_frame(req.id, **reply))
+
+    async def _handle(self, conn: Connection, replica: RoomReplica, req: p.Request
+                      ) -> dict[str, Any]:
+        now = now_ms()
+        idem_key = self._idem_key(conn, replica, req)
+        if idem_key is not None:
+            seen = self._answers.get(idem_key)
+            if seen is not None and now - seen[0] < IDEM_TTL_MS:
+                return seen[1]
+        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text)
+        try:
+            decision = core.decide(replica.state, conn.actor, req, ctx)
+        except ProtocolError:
+            if idem_key is not None:  # a retry of a post committed through another process?
+                earlier = await self._recall(req, idem_key)
+                if earlier is not None:
+                    return earlier
+            raise
+        if not decision.events:
+            return {**decision.reply, "seq": replica.state.seq}
+        idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
+        started = time.perf_counter()
+        try:
+            commit = await self.broker.commit(replica.id, decision.events, idem=idem)
+        except BrokerUnavailable:
+            metrics.BROKER_ERRORS.labels("commit").inc()
+            raise ProtocolError(ErrorCode.UNAVAILABLE,
+                                "the server cannot reach its broker; nothing was published, "
+                                "retry", req.id) from None
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        if commit.duplicate:
+            reply = self._ref_reply(req, commit.ref, commit.seq)
+        else:
+            metrics.EVENTS_COMMITTED.inc(len(decision.events))
+            reply = {**decision.reply, "seq": commit.seq}
+        if idem_key is not None:
+            self._remember(idem_key, now, reply)
+        return reply
+
+    @staticmethod
+    def _idem_key(conn: Connection, replica: RoomReplica, req: p.Request
+                  ) -> tuple[str, str, str] | None:
+        if req.id is None or req.t not in ("post", "ask"):
+            return None
+        return (replica.id, conn.actor.uid, req.id)
+
+    @staticmethod
+    def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:
+        return {"mid" if req.t == "post" else "qid": ref, "seq": seq}
+
+    def _remember(self, key: tuple[str, str, str], now: int, reply: dict[str, Any]) -> None:
+        answers = self._answers
+        answers[key] = (now, reply)
+        # Insertion order is time order: drop what has expired from the front.
+        while answers:
+            first = next(iter(answers))
+            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= 100_000:
+                break
+            del answers[first]
+
+    async def _recall(self, req: p.Request, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        try:
+            found = await self.broker.recall(key[0], f"{key[1]}\x00{key[2]}")
+        except BrokerUnavailable:
+            return None
+        return None if found is None else self._ref_reply(req, found.ref, found.seq)

@@ -1,0 +1,317 @@
+"""Wire protocol v1: frame types, validation, codecs, error and close codes.
+
+Sans-I/O: nothing here touches a socket. The transport hands raw frame payloads
+to :func:`parse_request` and sends what :class:`Codec` encodes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Final, Literal
+
+import msgspec
+
+SUBPROTOCOL_MSGPACK: Final = "livehub.v1.msgpack"
+SUBPROTOCOL_JSON: Final = "livehub.v1.json"
+
+
+class ErrorCode(enum.StrEnum):
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    AUTH_FAILED = "auth_failed"
+    FORBIDDEN = "forbidden"
+    MUTED = "muted"
+    BANNED = "banned"
+    RATE_LIMITED = "rate_limited"
+    SLOW_MODE = "slow_mode"
+    TOO_LONG = "too_long"
+    NOT_FOUND = "not_found"
+    ROOM_CLOSED = "room_closed"
+    UNAVAILABLE = "unavailable"
+
+
+class CloseCode(enum.IntEnum):
+    NORMAL = 1000
+    POLICY = 1008
+    TOO_BIG = 1009
+    SERVER_ERROR = 1011
+    TRY_AGAIN = 1013
+    AUTH_FAILED = 4401
+    FORBIDDEN = 4403
+    NO_SUCH_ROOM = 4404
+
+
+class ProtocolError(Exception):
+    """A request the server refuses; becomes an ``error`` frame."""
+
+    def __init__(self, code: ErrorCode, message: str, rid: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.rid = rid
+
+
+# --- field types -----------------------------------------------------------
+
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+# Mutes longer than a year are "until lifted" in practice; the bound keeps `until`
+# inside msgpack's integer range whatever a client sends.
+MuteSeconds = Annotated[int, msgspec.Meta(ge=1, le=366 * 24 * 3600)]
+SlowMode = Annotated[int, msgspec.Meta(ge=0, le=24 * 3600)]
+QState = Literal["pending", "open", "answering", "answered", "dismissed"]
+RoomStateName = Literal["open", "closed"]
+
+
+class Request(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of every client frame. ``t`` is set by each subclass."""
+
+    t: ClassVar[str]
+    id: RequestId | None = None
+
+
+class Hello(Request, frozen=True):
+    t: ClassVar[str] = "hello"
+    token: str | None = None
+    name: str | None = None
+    since: Seq | None = None
+    epoch: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+
+
+class Post(Request, frozen=True):
+    t: ClassVar[str] = "post"
+    text: str
+    reply_to: Ident | None = None
+
+
+class Ask(Request, frozen=True):
+    t: ClassVar[str] = "ask"
+    text: str
+    anonymous: bool = False
+
+
+class Vote(Request, frozen=True):
+    t: ClassVar[str] = "vote"
+    qid: Ident
+    up: bool = True
+
+
+class Answer(Request, frozen=True):
+    t: ClassVar[str] = "answer"
+    qid: Ident
+    text: str
+
+
+class SetQState(Request, frozen=True):
+    t: ClassVar[str] = "qstate"
+    qid: Ident
+    state: QState
+
+
+class Pin(Request, frozen=True):
+    t: ClassVar[str] = "pin"
+    mid: Ident
+
+
+class Unpin(Request, frozen=True):
+    t: ClassVar[str] = "unpin"
+    mid: Ident
+
+
+class Delete(Request, frozen=True):
+    """Remove a post (``mid``) or a question (``qid``).
+
+    Extension: ``mute`` (seconds, or ``true`` for until lifted) also mutes the
+    author in the same commit, so a moderator removes and silences in one step.
+    """
+
+    t: ClassVar[str] = "del"
+    mid: Ident | None = None
+    qid: Ident | None = None
+    mute: MuteSeconds | bool | None = None
+
+
+class Mute(Request, frozen=True):
+    t: ClassVar[str] = "mute"
+    uid: Ident
+    seconds: MuteSeconds | None = None
+
+
+class Unmute(Request, frozen=True):
+    t: ClassVar[str] = "unmute"
+    uid: Ident
+
+
+class Ban(Request, frozen=True):
+    t: ClassVar[str] = "ban"
+    uid: Ident
+
+
+class Unban(Request, frozen=True):
+    """Extension: lift a ban."""
+
+    t: ClassVar[str] = "unban"
+    uid: Ident
+
+
+class Settings(Request, frozen=True):
+    t: ClassVar[str] = "settings"
+    slow_mode: SlowMode | None = None
+    guests: bool | None = None
+    premoderate: bool | None = None
+    state: RoomStateName | None = None
+
+
+class Ping(Request, frozen=True):
+    """Extension: an application-level round trip; answered with ``ok``."""
+
+    t: ClassVar[str] = "ping"
+
+
+REQUEST_TYPES: Final[dict[str, type[Request]]] = {
+    cls.t: cls
+    for cls in (
+        Hello, Post, Ask, Vote, Answer, SetQState, Pin, Unpin, Delete,
+        Mute, Unmute, Ban, Unban, Settings, Ping,
+    )
+}
+
+_C0_ALLOWED = frozenset("\t\r\n")
+_C0 = frozenset(chr(c) for c in range(32)) - _C0_ALLOWED
+
+
+def has_forbidden_control(text: str) -> bool:
+    """True when ``text`` holds a C0 control other than tab, CR and LF."""
+    return not _C0.isdisjoint(text)
+
+
+# --- codecs ----------------------------------------------------------------
+
+
+Frame = bytes | str
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """One wire encoding. ``binary`` tells which WebSocket frame type it uses."""
+
+    name: str
+    subprotocol: str
+    binary: bool
+
+    _msgpack_enc: ClassVar[msgspec.msgpack.Encoder] = msgspec.msgpack.Encoder()
+    _json_enc: ClassVar[msgspec.json.Encoder] = msgspec.json.Encoder()
+
+    def encode(self, obj: Any) -> bytes:
+        if self.binary:
+            return self._msgpack_enc.encode(obj)
+        return self._json_enc.encode(obj)
+
+    def decode(self, data: bytes | str) -> Any:
+        if self.binary:
+            if isinstance(data, str):
+                raise ProtocolError(ErrorCode.BAD_FRAME, "expected a binary msgpack frame")
+            return msgspec.msgpack.decode(data)
+        return msgspec.json.decode(data)
+
+    def frame(self, obj: Any) -> Frame:
+        """One WebSocket frame payload: bytes for msgpack, text for JSON."""
+        if self.binary:
+            return self._msgpack_enc.encode(obj)
+        return self._json_enc.encode(obj).decode()
+
+    def join(self, frames: list[Frame]) -> Frame:
+        """Coalesce several encoded events into one frame (PROTOCOL.md allows it)."""
+        if self.binary:
+            return b"".join(frames)  # type: ignore[arg-type]
+        return "\n".join(frames)  # type: ignore[arg-type]
+
+
+MSGPACK: Final = Codec("msgpack", SUBPROTOCOL_MSGPACK, True)
+JSON: Final = Codec("json", SUBPROTOCOL_JSON, False)
+CODECS: Final = (MSGPACK, JSON)
+
+
+def negotiate(offered: list[str]) -> tuple[Codec, str | None]:
+    """Pick the codec: msgpack when offered, else JSON (named or by default).
+
+    Returns the codec and the subprotocol to echo in the handshake (None when the
+    client offered none of ours).
+    """
+    if SUBPROTOCOL_MSGPACK in offered:
+        return MSGPACK, SUBPROTOCOL_MSGPACK
+    if SUBPROTOCOL_JSON in offered:
+        return JSON, SUBPROTOCOL_JSON
+    return JSON, None
+
+
+def decode_any(codec: Codec, data: bytes | str) -> Any:
+    """Decode one client frame payload, turning every decoder failure into bad_frame."""
+    try:
+        return codec.decode(data)
+    except ProtocolError:
+        raise
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "frame is nested too deeply") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"cannot decode frame: {exc}") from None
+
+
+def parse_request(codec: Codec, data: bytes | str) -> Request:
+    """Decode and validate one client frame into a typed request."""
+    obj = decode_any(codec, data)
+    return to_request(obj)
+
+
+def to_request(obj: Any) -> Request:
+    """Validate a decoded frame (a plain map) into its typed request."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "a frame must be a map")
+    rid = obj.get("id")
+    rid = rid if isinstance(rid, str) and 1 <= len(rid) <= 64 else None
+    t = obj.get("t")
+    if not isinstance(t, str):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "a frame needs a string 't'", rid)
+    cls = REQUEST_TYPES.get(t)
+    if cls is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {t[:40]!r}", rid)
+    try:
+        req = msgspec.convert(obj, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"{t}: {exc}", rid) from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "frame is nested too deeply", rid) from None
+    _check_text_fields(req)
+    return req
+
+
+def _check_text_fields(req: Request) -> None:
+    for field in ("text", "name"):
+        value = getattr(req, field, None)
+        if isinstance(value, str) and has_forbidden_control(value):
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME, f"{field} holds a control character", req.id
+            )
+    if isinstance(req, Delete) and (req.mid is None) == (req.qid is None):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "del needs exactly one of mid or qid", req.id)
+    if isinstance(req, Hello) and req.name is not None and not 1 <= len(req.name) <= 50:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "name must be 1 to 50 characters", req.id)
+
+
+# --- server frames -----------------------------------------------------------
+
+
+def error_frame(code: ErrorCode, message: str, rid: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"t": "error", "code": str(code), "message": message}
+    if rid is not None:
+        frame["id"] = rid
+    return frame
+
+
+def ok_frame(rid: str | None, **fields: Any) -> dict[str, Any]:
+    frame: dict[str, Any] = {"t": "ok", **fields}
+    if rid is not None:
+        frame["id"] = rid
+    return frame

@@ -1,0 +1,587 @@
+"""The room core: a room's state, and the pure rules that change it.
+
+* :func:`decide` checks a request against the state and returns the events it
+  should cause (or raises :class:`ProtocolError`). It reads no clock and no
+  randomness: ``Context`` brings the time and a fresh id.
+* :func:`apply` folds one committed event into the state. Every server process
+  applies the same events in the same ``seq`` order, so every replica agrees.
+  It is total: an event that no longer makes sense (a pin of a post deleted
+  meanwhile through another process) changes nothing rather than failing.
+* :func:`view` is what one role may see of an event; :func:`welcome_view` and
+  :func:`replay` build the ``welcome`` parts.
+
+Events are plain dicts in their wire form plus a few internal keys
+(``by``, ``prev``...) that only moderators' copies keep. The core imports only
+the standard library and the protocol's request types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from livehub import protocol as p
+from livehub.protocol import ErrorCode, ProtocolError
+from livehub.roles import CLOSED_ROOM_EXEMPT, SLOW_MODE_EXEMPT, Role, may
+
+Event = dict[str, Any]
+
+HISTORY_WINDOW: Final = 100
+ANONYMOUS_NAME: Final = "Anonymous"
+LIVE_QSTATES: Final = frozenset({"open", "answering"})
+# Keys that record who did what: kept for moderators and the log, dropped from
+# everyone else's copy.
+_INTERNAL_KEYS: Final = ("by", "by_name", "prev", "of", "of_name", "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    uid: str
+    name: str
+    role: Role
+    guest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the outside world contributes to a decision."""
+
+    now: int  # server time, ms since the epoch
+    new_id: str  # a fresh id for a post or question
+    max_text: int = 2000
+
+
+@dataclass(slots=True)
+class RoomSettings:
+    slow_mode: int = 0
+    guests: bool = True
+    premoderate: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"slow_mode": self.slow_mode, "guests": self.guests,
+                "premoderate": self.premoderate}
+
+
+@dataclass(slots=True)
+class Question:
+    qid: str
+    uid: str
+    name: str
+    text: str
+    state: str
+    seq: int
+    ts: int
+    anonymous: bool = False
+    guest: bool = False
+    voters: set[str] = field(default_factory=set)
+    answers: list[Event] = field(default_factory=list)
+
+    @property
+    def votes(self) -> int:
+        return len(self.voters)
+
+
+@dataclass(slots=True)
+class RoomState:
+    room: str
+    title: str = ""
+    settings: RoomSettings = field(default_factory=RoomSettings)
+    open: bool = True
+    epoch: str = ""
+    seq: int = 0
+    messages: dict[str, Event] = field(default_factory=dict)  # mid -> msg, oldest first
+    pinned: dict[str, None] = field(default_factory=dict)  # ordered set of mids
+    questions: dict[str, Question] = field(default_factory=dict)
+    answering: str | None = None
+    mutes: dict[str, int | None] = field(default_factory=dict)  # uid -> until; None: no end
+    bans: set[str] = field(default_factory=set)
+    last_post: dict[str, int] = field(default_factory=dict)  # uid -> ts of last accepted post
+    names: dict[str, str] = field(default_factory=dict)  # uid -> last display name seen
+    deleted: set[str] = field(default_factory=set)  # removed mids and qids
+    max_messages: int = 10_000  # older posts stay in the log, not in memory
+
+    @property
+    def state_name(self) -> str:
+        return "open" if self.open else "closed"
+
+    def is_muted(self, uid: str, now: int) -> bool:
+        if uid not in self.mutes:
+            return False
+        until = self.mutes[uid]
+        return until is None or until > now
+
+    def room_wire(self) -> dict[str, Any]:
+        return {"id": self.room, "title": self.title, "state": self.state_name,
+                "settings": self.settings.to_wire()}
+
+
+# --- decide ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Decision:
+    """The events a request causes and the fields of its ``ok`` answer.
+
+    ``ref`` is the id a repeated ``post``/``ask`` must be answered with again.
+    """
+
+    events: list[Event]
+    reply: dict[str, Any] = field(default_factory=dict)
+    ref: str | None = None
+
+
+def decide(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Decision:
+    """Check ``req`` from ``actor`` against ``state``; the events it causes.
+
+    Raises :class:`ProtocolError` for a refusal; nothing is changed then.
+    """
+    rid = req.id
+    if not may(actor.role, req.t):
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"a {actor.role} may not {req.t}", rid)
+    if actor.uid in state.bans:
+        raise ProtocolError(ErrorCode.BANNED, "you are banned from this room", rid)
+    handler = _HANDLERS.get(type(req))
+    if handler is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{req.t} is not a room request", rid)
+    decision: Decision = handler(state, actor, req, ctx)
+    return decision
+
+
+def _by(actor: Actor) -> dict[str, Any]:
+    return {"by": actor.uid, "by_name": actor.name}
+
+
+def _check_text(text: str, ctx: Context, rid: str | None) -> None:
+    if len(text) > ctx.max_text:
+        raise ProtocolError(ErrorCode.TOO_LONG, f"text is over {ctx.max_text} characters", rid)
+    if not text:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "text is empty", rid)
+
+
+def _check_may_speak(state: RoomState, actor: Actor, ctx: Context, rid: str | None) -> None:
+    if not state.open and actor.role not in CLOSED_ROOM_EXEMPT:
+        raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room is closed", rid)
+    if state.is_muted(actor.uid, ctx.now):
+        until = state.mutes[actor.uid]
+        when = "until a moderator lifts it" if until is None else f"until {until}"
+        raise ProtocolError(ErrorCode.MUTED, f"you are muted {when}", rid)
+
+
+def _visible_question(state: RoomState, actor: Actor, qid: str, rid: str | None) -> Question:
+    q = state.questions.get(qid)
+    if q is None or (q.state == "pending" and not actor.role.is_staff):
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no question {qid}", rid)
+    return q
+
+
+def _post(state: RoomState, actor: Actor, req: p.Post, ctx: Context) -> Decision:
+    _check_text(req.text, ctx, req.id)
+    _check_may_speak(state, actor, ctx, req.id)
+    slow = state.settings.slow_mode
+    if slow and actor.role not in SLOW_MODE_EXEMPT:
+        last = state.last_post.get(actor.uid)
+        if last is not None and ctx.now - last < slow * 1000:
+            wait = (slow * 1000 - (ctx.now - last) + 999) // 1000
+            raise ProtocolError(ErrorCode.SLOW_MODE, f"slow mode: wait {wait} s", req.id)
+    if req.reply_to is not None and req.reply_to not in state.messages:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no post {req.reply_to}", req.id)
+    ev: Event = {"t": "msg", "mid": ctx.new_id, "uid": actor.uid, "name": actor.name,
+                 "role": str(actor.role), "text": req.text, "ts": ctx.now}
+    if req.reply_to is not None:
+        ev["reply_to"] = req.reply_to
+    if actor.guest:
+        ev["guest"] = True
+    return Decision([ev], {"mid": ctx.new_id}, ref=ctx.new_id)
+
+
+def _ask(state: RoomState, actor: Actor, req: p.Ask, ctx: Context) -> Decision:
+    _check_text(req.text, ctx, req.id)
+    _check_may_speak(state, actor, ctx, req.id)
+    pending = state.settings.premoderate and not actor.role.is_staff
+    ev: Event = {"t": "q", "qid": ctx.new_id, "uid": actor.uid, "name": actor.name,
+                 "text": req.text, "votes": 0, "state": "pending" if pending else "open",
+                 "ts": ctx.now}
+    if req.anonymous:
+        ev["anonymous"] = True
+    if actor.guest:
+        ev["guest"] = True
+    return Decision([ev], {"qid": ctx.new_id}, ref=ctx.new_id)
+
+
+def _vote(state: RoomState, actor: Actor, req: p.Vote, ctx: Context) -> Decision:
+    q = _visible_question(state, actor, req.qid, req.id)
+    if q.state not in LIVE_QSTATES and q.state != "pending":
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"the question is {q.state}", req.id)
+    if (actor.uid in q.voters) == req.up:
+        return Decision([], {"votes": q.votes})  # already so: nothing to publish
+    votes = q.votes + (1 if req.up else -1)
+    ev: Event = {"t": "vote", "qid": q.qid, "uid": actor.uid, "up": req.up, "ts": ctx.now}
+    return Decision([ev], {"votes": votes})
+
+
+def _answer(state: RoomState, actor: Actor, req: p.Answer, ctx: Context) -> Decision:
+    _check_text(req.text, ctx, req.id)
+    q = _visible_question(state, actor, req.qid, req.id)
+    ev: Event = {"t": "answer", "qid": q.qid, "uid": actor.uid, "name": actor.name,
+                 "role": str(actor.role), "text": req.text, "ts": ctx.now}
+    return Decision([ev])
+
+
+def _qstate(state: RoomState, actor: Actor, req: p.SetQState, ctx: Context) -> Decision:
+    q = _visible_question(state, actor, req.qid, req.id)
+    if req.state == q.state:
+        return Decision([])
+    if req.state == "pending":
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a question cannot go back to pending", req.id)
+    events: list[Event] = []
+    if req.state == "answering" and state.answering and state.answering != q.qid:
+        events.append({"t": "qstate", "qid": state.answering, "state": "answered",
+                       "prev": "answering", "ts": ctx.now, **_by(actor)})
+    events.append({"t": "qstate", "qid": q.qid, "state": req.state, "prev": q.state,
+                   "ts": ctx.now, **_by(actor)})
+    return Decision(events)
+
+
+def _pin(state: RoomState, actor: Actor, req: p.Pin | p.Unpin, ctx: Context) -> Decision:
+    if req.mid not in state.messages:
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no post {req.mid}", req.id)
+    if (req.mid in state.pinned) == (req.t == "pin"):
+        return Decision([])
+    return Decision([{"t": req.t, "mid": req.mid, "ts": ctx.now, **_by(actor)}])
+
+
+def _delete(state: RoomState, actor: Actor, req: p.Delete, ctx: Context) -> Decision:
+    ev: Event = {"t": "del", "ts": ctx.now, **_by(actor)}
+    if req.mid is not None:
+        msg = state.messages.get(req.mid)
+        if msg is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no post {req.mid}", req.id)
+        ev["mid"] = req.mid
+        author, author_name = msg["uid"], msg["name"]
+    else:
+        assert req.qid is not None  # the protocol layer guarantees one of the two
+        q = _visible_question(state, actor, req.qid, req.id)
+        ev["qid"] = q.qid
+        if q.state == "pending":
+            ev["pending"] = True
+        author, author_name = q.uid, q.name
+    is_moderator = actor.role is Role.MODERATOR
+    if not is_moderator and author != actor.uid:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "only moderators may remove others' posts",
+                            req.id)
+    ev["of"], ev["of_name"] = author, author_name
+    events = [ev]
+    if req.mute not in (None, False):
+        if not is_moderator:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only moderators may mute", req.id)
+        seconds = None if req.mute is True else int(req.mute)
+        events.append(_mute_event(state, actor, author, seconds, ctx))
+    return Decision(events)
+
+
+def _mute_event(state: RoomState, actor: Actor, uid: str, seconds: int | None,
+                ctx: Context) -> Event:
+    until = None if seconds is None else ctx.now + seconds * 1000
+    ev: Event = {"t": "mute", "uid": uid, "until": until, "ts": ctx.now, **_by(actor)}
+    if uid in state.names:
+        ev["name"] = state.names[uid]
+    return ev
+
+
+def _mute(state: RoomState, actor: Actor, req: p.Mute, ctx: Context) -> Decision:
+    if req.uid == actor.uid:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "you cannot mute yourself", req.id)
+    return Decision([_mute_event(state, actor, req.uid, req.seconds, ctx)])
+
+
+def _unmute(state: RoomState, actor: Actor, req: p.Unmute, ctx: Context) -> Decision:
+    if not state.is_muted(req.uid, ctx.now):
+        return Decision([])
+    return Decision([{"t": "unmute", "uid": req.uid, "until": None, "ts": ctx.now,
+                      **_by(actor)}])
+
+
+def _ban(state: RoomState, actor: Actor, req: p.Ban | p.Unban, ctx: Context) -> Decision:
+    if req.uid == actor.uid:
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"you cannot {req.t} yourself", req.id)
+    if (req.uid in state.bans) == (req.t == "ban"):
+        return Decision([])
+    ev: Event = {"t": req.t, "uid": req.uid, "ts": ctx.now, **_by(actor)}
+    if req.uid in state.names:
+        ev["name"] = state.names[req.uid]
+    return Decision([ev])
+
+
+def _settings(state: RoomState, actor: Actor, req: p.Settings, ctx: Context) -> Decision:
+    s = state.settings
+    settings = {
+        "slow_mode": s.slow_mode if req.slow_mode is None else req.slow_mode,
+        "guests": s.guests if req.guests is None else req.guests,
+        "premoderate": s.premoderate if req.premoderate is None else req.premoderate,
+    }
+    room_state = state.state_name if req.state is None else req.state
+    if settings == s.to_wire() and room_state == state.state_name:
+        return Decision([])
+    return Decision([{"t": "room", "state": room_state, "settings": settings,
+                      "ts": ctx.now, **_by(actor)}])
+
+
+def _ping(state: RoomState, actor: Actor, req: p.Ping, ctx: Context) -> Decision:
+    return Decision([])
+
+
+_HANDLERS: Final[dict[type[p.Request], Any]] = {
+    p.Post: _post, p.Ask: _ask, p.Vote: _vote, p.Answer: _answer, p.SetQState: _qstate,
+    p.Pin: _pin, p.Unpin: _pin, p.Delete: _delete, p.Mute: _mute, p.Unmute: _unmute,
+    p.Ban: _ban, p.Unban: _ban, p.Settings: _settings, p.Ping: _ping,
+}
+
+
+# --- apply -------------------------------------------------------------------
+
+
+def apply(state: RoomState, ev: Event) -> RoomState:
+    """Fold one committed event (carrying its ``seq``) into ``state``, in place.
+
+    Deterministic and total: it reads only its arguments, and an event that no
+    longer fits the state (it raced with another through a second process)
+    is folded as far as it still makes sense.
+    """
+    state.seq = ev["seq"]
+    fold = _FOLDS.get(ev["t"])
+    if fold is not None:
+        fold(state, ev)
+    return state
+
+
+def _fold_msg(state: RoomState, ev: Event) -> None:
+    state.messages[ev["mid"]] = ev
+    state.names[ev["uid"]] = ev["name"]
+    state.last_post[ev["uid"]] = ev["ts"]
+    if len(state.messages) > state.max_messages:
+        oldest = next(iter(state.messages))
+        del state.messages[oldest]
+        state.pinned.pop(oldest, None)
+
+
+def _fold_q(state: RoomState, ev: Event) -> None:
+    state.names[ev["uid"]] = ev["name"]
+    state.questions[ev["qid"]] = Question(
+        qid=ev["qid"], uid=ev["uid"], name=ev["name"], text=ev["text"], state=ev["state"],
+        seq=ev["seq"], ts=ev["ts"], anonymous=bool(ev.get("anonymous")),
+        guest=bool(ev.get("guest")),
+    )
+
+
+def _fold_vote(state: RoomState, ev: Event) -> None:
+    q = state.questions.get(ev["qid"])
+    if q is None:
+        return
+    if ev["up"]:
+        q.voters.add(ev["uid"])
+    else:
+        q.voters.discard(ev["uid"])
+
+
+def _fold_answer(state: RoomState, ev: Event) -> None:
+    q = state.questions.get(ev["qid"])
+    if q is not None:
+        q.answers.append(ev)
+
+
+def _fold_qstate(state: RoomState, ev: Event) -> None:
+    q = state.questions.get(ev["qid"])
+    if q is None:
+        return
+    new = ev["state"]
+    if new == "answering":
+        # One question on stage: if a racing request left another there, move it on.
+        current = state.questions.get(state.answering or "")
+        if current is not None and current is not q and current.state == "answering":
+            current.state = "answered"
+        state.answering = q.qid
+    elif state.answering == q.qid:
+        state.answering = None
+    q.state = new
+
+
+def _fold_pin(state: RoomState, ev: Event) -> None:
+    if ev["mid"] in state.messages:
+        state.pinned[ev["mid"]] = None
+
+
+def _fold_unpin(state: RoomState, ev: Event) -> None:
+    state.pinned.pop(ev["mid"], None)
+
+
+def _fold_del(state: RoomState, ev: Event) -> None:
+    if "mid" in ev:
+        mid = ev["mid"]
+        state.messages.pop(mid, None)
+        state.pinned.pop(mid, None)
+        state.deleted.add(mid)
+    else:
+        qid = ev["qid"]
+        state.questions.pop(qid, None)
+        state.deleted.add(qid)
+        if state.answering == qid:
+            state.answering = None
+
+
+def _fold_mute(state: RoomState, ev: Event) -> None:
+    state.mutes[ev["uid"]] = ev["until"]
+
+
+def _fold_unmute(state: RoomState, ev: Event) -> None:
+    state.mutes.pop(ev["uid"], None)
+
+
+def _fold_ban(state: RoomState, ev: Event) -> None:
+    state.bans.add(ev["uid"])
+
+
+def _fold_unban(state: RoomState, ev: Event) -> None:
+    state.bans.discard(ev["uid"])
+
+
+def _fold_room(state: RoomState, ev: Event) -> None:
+    settings = ev["settings"]
+    state.settings = RoomSettings(
+        slow_mode=int(settings["slow_mode"]), guests=bool(settings["guests"]),
+        premoderate=bool(settings["premoderate"]),
+    )
+    state.open = ev["state"] == "open"
+
+
+_FOLDS: Final[dict[str, Any]] = {
+    "msg": _fold_msg, "q": _fold_q, "vote": _fold_vote, "answer": _fold_answer,
+    "qstate": _fold_qstate, "pin": _fold_pin, "unpin": _fold_unpin, "del": _fold_del,
+    "mute": _fold_mute, "unmute": _fold_unmute, "ban": _fold_ban, "unban": _fold_unban,
+    "room": _fold_room,
+}
+
+
+# --- views -------------------------------------------------------------------
+
+
+def _public(ev: Event) -> Event:
+    return {k: v for k, v in ev.items() if k not in _INTERNAL_KEYS}
+
+
+def question_view(q: Question, role: Role, *, seq: int | None = None,
+                  ts: int | None = None, with_answers: bool = False) -> Event:
+    """A question as a ``q`` event for ``role`` (anonymous askers hidden but from moderators)."""
+    hide = q.anonymous and role is not Role.MODERATOR
+    ev: Event = {"t": "q", "qid": q.qid, "uid": None if hide else q.uid,
+                 "name": ANONYMOUS_NAME if hide else q.name, "text": q.text,
+                 "votes": q.votes, "state": q.state, "seq": q.seq if seq is None else seq,
+                 "ts": q.ts if ts is None else ts}
+    if q.anonymous:
+        ev["anonymous"] = True
+    if q.guest and not hide:
+        ev["guest"] = True
+    if with_answers:
+        ev["answers"] = [_public(a) for a in q.answers]
+    return ev
+
+
+def votes_event(q: Question, seq: int, ts: int) -> Event:
+    return {"t": "votes", "qid": q.qid, "votes": q.votes, "seq": seq, "ts": ts}
+
+
+def view(state: RoomState, ev: Event, role: Role) -> Event | None:
+    """What ``role`` is sent of the committed event ``ev`` (None: nothing).
+
+    Called after ``ev`` was applied. ``vote`` events give None: the hub sends
+    coalesced ``votes`` events instead (see :func:`votes_event`).
+    """
+    t = ev["t"]
+    if t == "msg":
+        return ev
+    staff = role.is_staff
+    moderator = role is Role.MODERATOR
+    if t == "q":
+        if ev["state"] == "pending" and not staff:
+            return None
+        if ev.get("anonymous") and not moderator:
+            hidden = dict(ev, uid=None, name=ANONYMOUS_NAME)
+            hidden.pop("guest", None)
+            return hidden
+        return ev
+    if t == "vote":
+        return None
+    if t == "qstate":
+        if ev.get("prev") == "pending" and not staff:
+            q = state.questions.get(ev["qid"])
+            if q is None or ev["state"] not in LIVE_QSTATES:
+                return None
+            # Approval: participants meet the question for the first time.
+            return question_view(q, role, seq=ev["seq"], ts=ev["ts"])
+        return ev if moderator else _public(ev)
+    if t == "answer":
+        q = state.questions.get(ev["qid"])
+        if q is None or (q.state == "pending" and not staff):
+            return None
+        return ev
+    if t in ("ban", "unban"):
+        return ev if moderator else None
+    if t == "del" and ev.get("pending") and not staff:
+        return None
+    return ev if moderator else _public(ev)
+
+
+def history(state: RoomState, limit: int = HISTORY_WINDOW) -> list[Event]:
+    """The latest posts, oldest first (deleted ones are gone from ``messages``)."""
+    if limit <= 0:
+        return []
+    msgs = state.messages
+    if len(msgs) <= limit:
+        return list(msgs.values())
+    return list(msgs.values())[-limit:]
+
+
+def pinned(state: RoomState) -> list[Event]:
+    return [state.messages[mid] for mid in state.pinned if mid in state.messages]
+
+
+def ranked_questions(state: RoomState, role: Role) -> list[Question]:
+    """Live questions for ``role``, most votes first, then oldest first."""
+    allowed = LIVE_QSTATES | {"pending"} if role.is_staff else LIVE_QSTATES
+    qs = [q for q in state.questions.values() if q.state in allowed]
+    qs.sort(key=lambda q: (-q.votes, q.seq))
+    return qs
+
+
+def questions_view(state: RoomState, role: Role) -> list[Event]:
+    return [question_view(q, role, with_answers=True) for q in ranked_questions(state, role)]
+
+
+def replay(state: RoomState, events: Iterable[Event], role: Role) -> list[Event]:
+    """The events after a client's ``since``, as ``role`` sees them now.
+
+    Individual votes fold into one ``votes`` event per question, at the place
+    of its last change and with the current count. Removed posts and
+    questions are left out.
+    """
+    evs = list(events)
+    last_vote: dict[str, int] = {}
+    for ev in evs:
+        if ev["t"] == "vote":
+            last_vote[ev["qid"]] = ev["seq"]
+    out: list[Event] = []
+    for ev in evs:
+        t = ev["t"]
+        if t == "vote":
+            q = state.questions.get(ev["qid"])
+            if (last_vote.get(ev["qid"]) == ev["seq"] and q is not None
+                    and (q.state != "pending" or role.is_staff)):
+                out.append(votes_event(q, ev["seq"], ev["ts"]))
+            continue
+        if (t in ("msg", "pin", "unpin") and ev["mid"] in state.deleted) or (
+                t in ("q", "answer", "qstate") and ev["qid"] in state.deleted):
+            continue
+        v = view(state, ev, role)
+        if v is not None:
+            out.append(v)
+    return out

@@ -1,0 +1,110 @@
+"""Running livehub under uvicorn: one process, or N workers sharing a port.
+
+uvicorn's own shutdown closes WebSockets with 1012 before the app hears of
+it; :class:`LivehubServer` first lets the hub finish in-flight commits and
+close every client with 1013 (PROTOCOL.md), so they resume elsewhere.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import structlog
+import uvicorn
+
+from livehub.app import create_app
+from livehub.config import Config
+from livehub.hub import Hub
+from livehub.logs import configure
+
+log = structlog.get_logger("livehub.server")
+
+
+class LivehubServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
+        super().__init__(config)
+        self.hub = hub
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # stop accepting first
+        await self.hub.stop()
+        await super().shutdown(sockets)
+
+
+def uvicorn_config(cfg: Config, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=cfg.max_frame,
+        ws_ping_interval=cfg.ping_interval or None,
+        ws_ping_timeout=cfg.ping_timeout or None,
+        ws_per_message_deflate=cfg.compression,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=max(1, int(cfg.shutdown_grace)),
+    )
+
+
+def run(cfg: Config, sock: socket.socket | None = None) -> None:
+    """Serve in this process until SIGTERM or SIGINT."""
+    configure(cfg.log_format, cfg.log_level)
+    app = create_app(cfg)
+    server = LivehubServer(uvicorn_config(cfg, app), app.state.hub)
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def _worker(cfg: Config, sock: socket.socket) -> None:
+    run(cfg, sock)
+
+
+def run_workers(cfg: Config, workers: int) -> None:
+    """N processes accepting on one socket; a worker that dies is replaced."""
+    configure(cfg.log_format, cfg.log_level)
+    sock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((cfg.host, cfg.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    procs = []
+    for _ in range(workers):
+        proc = ctx.Process(target=_worker, args=(cfg, sock), daemon=False)
+        proc.start()
+        procs.append(proc)
+    log.info("workers started", workers=workers, pids=[p.pid for p in procs])
+    while not stopping:
+        time.sleep(0.2)
+        for i, proc in enumerate(procs):
+            if not proc.is_alive() and not stopping:
+                log.warning("worker died; replacing it", pid=proc.pid, code=proc.exitcode)
+                procs[i] = ctx.Process(target=_worker, args=(cfg, sock), daemon=False)
+                procs[i].start()
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + cfg.shutdown_grace + 2
+    for proc in procs:
+        proc.join(max(0.1, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+    sock.close()

@@ -1,0 +1,287 @@
+"""The WebSocket transport: ``/ws/{room}``. It decodes, hands over, encodes.
+
+The handshake checks Origin and negotiates the codec; the first frame must be
+``hello`` within the deadline; afterwards each request is rate-limited,
+validated and passed to the hub. Client mistakes never raise out of here:
+they become ``error`` frames or a close with the protocol's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from starlette.websockets import WebSocket
+
+from livehub import metrics
+from livehub import protocol as p
+from livehub.auth import AuthError, Identity, guest, verify
+from livehub.broker.base import BrokerUnavailable
+from livehub.config import Config
+from livehub.hub import Connection, Hub
+from livehub.programme import SLUG_RE
+from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
+
+log = structlog.get_logger("livehub.ws")
+
+
+class RateLimiter:
+    """At most ``limit`` requests in any ``window`` seconds (a sliding window)."""
+
+    __slots__ = ("limit", "refused", "times", "window")
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.times: deque[float] = deque()
+        self.refused: deque[float] = deque()
+
+    def allow(self, now: float) -> bool:
+        if self.limit <= 0:
+            return True
+        horizon = now - self.window
+        times = self.times
+        while times and times[0] <= horizon:
+            times.popleft()
+        if len(times) < self.limit:
+            times.append(now)
+            return True
+        self.refused.append(now)
+        while self.refused and self.refused[0] <= horizon:
+            self.refused.popleft()
+        return False
+
+
+def origin_allowed(ws: WebSocket, config: Config) -> bool:
+    """Browsers always send Origin; other clients may omit it and are let through."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    allowed = config.origins()
+    if "*" in allowed:
+        return True
+    origin = origin.rstrip("/")
+    if allowed:
+        return origin in allowed
+    host = ws.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _payload(message: MutableMapping[str, Any]) -> bytes | str | None:
+    if message.get("bytes") is not None:
+        data: bytes | str = message["bytes"]
+        return data
+    text: str | None = message.get("text")
+    return text
+
+
+async def _send_direct(ws: WebSocket, codec: Codec, obj: dict[str, Any]) -> None:
+    frame = codec.frame(obj)
+    if isinstance(frame, bytes):
+        await ws.send_bytes(frame)
+    else:
+        await ws.send_text(frame)
+
+
+async def _refuse(ws: WebSocket, code: int, reason: str, *, room: str, **info: Any) -> None:
+    metrics.CONNECTIONS_REJECTED.labels(reason.split(":")[0]).inc()
+    log.info("connection refused", room=room, code=code, reason=reason, **info)
+    await ws.close(code=code, reason=reason[:120])
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    hub: Hub = ws.app.state.hub
+    config = hub.config
+    room = ws.path_params["room"]
+    ip = ws.client.host if ws.client else "?"
+    if not origin_allowed(ws, config):
+        metrics.CONNECTIONS_REJECTED.labels("origin").inc()
+        log.info("connection refused", room=room, reason="origin not allowed",
+                 origin=ws.headers.get("origin"), ip=ip)
+        await ws.close(code=CloseCode.FORBIDDEN)  # before accept: HTTP 403
+        return
+    codec, subprotocol = p.negotiate(list(ws.scope.get("subprotocols") or []))
+    await ws.accept(subprotocol=subprotocol)
+    if not SLUG_RE.fullmatch(room) or hub.session(room) is None:
+        await _refuse(ws, CloseCode.NO_SUCH_ROOM, "no such room", room=room[:64], ip=ip)
+        return
+    if not hub.accepting:
+        await _refuse(ws, CloseCode.TRY_AGAIN, "shutting down: reconnect elsewhere", room=room)
+        return
+    per_ip = hub.connections_by_ip.get(ip, 0)
+    if config.max_connections_per_ip and per_ip >= config.max_connections_per_ip:
+        await _refuse(ws, CloseCode.POLICY, "too many connections from your address",
+                      room=room, ip=ip)
+        return
+    hub.connections_by_ip[ip] = per_ip + 1
+    try:
+        await _serve(ws, hub, room, codec, ip)
+    except Exception:
+        # A bug of ours, not a client mistake: log it once and close 1011.
+        log.exception("connection failed", room=room, ip=ip)
+        try:
+            await ws.close(code=CloseCode.SERVER_ERROR)
+        except Exception:
+            pass
+    finally:
+        left = hub.connections_by_ip.get(ip, 1) - 1
+        if left > 0:
+            hub.connections_by_ip[ip] = left
+        else:
+            hub.connections_by_ip.pop(ip, None)
+
+
+async def _hello(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str
+                 ) -> tuple[Identity, p.Hello] | None:
+    """Wait for a valid ``hello`` and sign the client in; None when it was turned away."""
+    config = hub.config
+    deadline = time.monotonic() + config.hello_timeout
+    while True:
+        try:
+            message = await asyncio.wait_for(ws.receive(),
+                                             max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            await _refuse(ws, CloseCode.POLICY, "no hello in time", room=room, ip=ip)
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        data = _payload(message)
+        try:
+            req = p.parse_request(codec, data if data is not None else b"")
+        except ProtocolError as exc:
+            if exc.code is ErrorCode.UNKNOWN_TYPE:
+                await _refuse(ws, CloseCode.POLICY, "first frame must be hello", room=room,
+                              ip=ip)
+                return None
+            await _send_direct(ws, codec, p.error_frame(exc.code, exc.message, exc.rid))
+            continue
+        if not isinstance(req, p.Hello):
+            await _refuse(ws, CloseCode.POLICY, "first frame must be hello", room=room, ip=ip)
+            return None
+        identity = await _identify(ws, hub, room, codec, req, ip)
+        if identity is None:
+            if req.token is None and req.name is None:
+                continue  # told what is missing; it may try again
+            return None
+        return identity, req
+
+
+async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.Hello,
+                    ip: str) -> Identity | None:
+    secret = ws.app.state.secret
+    if hello.token is not None:
+        try:
+            identity = verify(secret, hello.token)
+        except AuthError as exc:
+            await _auth_failed(ws, codec, hello, str(exc), room, ip)
+            return None
+        if not identity.may_enter(room):
+            await _auth_failed(ws, codec, hello, "token not valid for this room", room, ip)
+            return None
+        return identity
+    try:
+        replica = await hub.replica(room)
+    except BrokerUnavailable:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.UNAVAILABLE, "the server cannot reach its broker, retry", hello.id))
+        await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
+        return None
+    if not replica.state.settings.guests:
+        await _auth_failed(ws, codec, hello, "this room needs a sign-in token", room, ip)
+        return None
+    if hello.name is None:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
+        return None
+    return guest(hello.name)
+
+
+async def _auth_failed(ws: WebSocket, codec: Codec, hello: p.Hello, why: str, room: str,
+                       ip: str) -> None:
+    await _send_direct(ws, codec, p.error_frame(ErrorCode.AUTH_FAILED, why, hello.id))
+    await _refuse(ws, CloseCode.AUTH_FAILED, f"auth failed: {why}", room=room, ip=ip)
+
+
+async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> None:
+    signed_in = await _hello(ws, hub, room, codec, ip)
+    if signed_in is None:
+        return
+    identity, hello = signed_in
+    config = hub.config
+    try:
+        replica = await hub.replica(room)
+    except BrokerUnavailable:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.UNAVAILABLE, "the server cannot reach its broker, retry", hello.id))
+        await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
+        return
+    if identity.uid in replica.state.bans:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.BANNED, "you are banned from this room", hello.id))
+        await _refuse(ws, CloseCode.FORBIDDEN, "banned", room=room, uid=identity.uid, ip=ip)
+        return
+    conn = Connection(ws.send, codec, identity, ip, config.send_queue)
+    conn.start()
+    try:
+        await hub.join(conn, room, hello.since, hello.epoch)
+        log.debug("joined", room=room, uid=identity.uid, role=str(identity.role))
+        await _read_loop(ws, hub, conn, codec, room)
+    finally:
+        await hub.leave(conn)
+        if conn.close_code is not None and conn.writer is not None:
+            # Let the writer finish its close frame before the task is dropped.
+            await asyncio.wait([conn.writer], timeout=1.0)
+        await conn.stop()
+
+
+async def _read_loop(ws: WebSocket, hub: Hub, conn: Connection, codec: Codec,
+                     room: str) -> None:
+    config = hub.config
+    limiter = RateLimiter(config.rate_limit, config.rate_window)
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if conn.close_code is not None or conn.closed:
+            continue  # closing: drain until the peer answers the close
+        data = _payload(message)
+        allowed = limiter.allow(time.monotonic())
+        try:
+            req: p.Request | None = p.parse_request(codec, data if data is not None else b"")
+            error: ProtocolError | None = None
+        except ProtocolError as exc:
+            req, error = None, exc
+        rid = req.id if req is not None else error.rid if error is not None else None
+        kind = req.t if req is not None else "invalid"
+        if not allowed:
+            if _flooding(conn, limiter, config, room):
+                continue
+            metrics.REQUESTS.labels(kind, ErrorCode.RATE_LIMITED).inc()
+            conn.send(p.error_frame(ErrorCode.RATE_LIMITED,
+                                    f"more than {config.rate_limit} requests in "
+                                    f"{config.rate_window:g} s", rid))
+            continue
+        if error is not None or req is None:
+            assert error is not None
+            metrics.REQUESTS.labels(kind, error.code).inc()
+            conn.send(p.error_frame(error.code, error.message, rid))
+            continue
+        if isinstance(req, p.Hello):
+            conn.send(p.error_frame(ErrorCode.BAD_FRAME, "already joined", req.id))
+            continue
+        await hub.handle(conn, req)
+
+
+def _flooding(conn: Connection, limiter: RateLimiter, config: Config, room: str) -> bool:
+    """Close a connection that keeps sending past its rate limit."""
+    if len(limiter.refused) <= config.flood_limit:
+        return False
+    metrics.CONNECTIONS_REJECTED.labels("flooding").inc()
+    log.info("connection closed", room=room, uid=conn.actor.uid, ip=conn.ip,
+             reason="flooding past the rate limit")
+    conn.close(CloseCode.POLICY, "flooding")
+    return True

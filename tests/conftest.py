@@ -1,0 +1,25 @@
+"""Shared fixtures: a real livehub server process for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import LivehubProcess
+
+TEST_PROGRAMME = str(Path(__file__).parent / "data" / "programme.toml")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivehubProcess]:
+    """One in-memory livehub process for the tests that only need a server."""
+    log = tmp_path_factory.mktemp("server") / "livehub.log"
+    proc = LivehubProcess(
+        env={"LIVEHUB_PROGRAMME": TEST_PROGRAMME, "LIVEHUB_HELLO_TIMEOUT": "1",
+             "LIVEHUB_VOTE_WINDOW": "0.2"},
+        log_path=log,
+    ).start()
+    yield proc
+    proc.terminate()
