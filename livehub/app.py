@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import structlog
 from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 
-from livehub import http, pages
+from livehub import api, http, pages
 from livehub.broker import Broker, make_broker
 from livehub.config import Config
 from livehub.hub import Hub
@@ -56,13 +56,12 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
 
     app = Starlette(
         routes=[
-            Route("/", pages.index),
-            Route("/healthz", http.healthz),
-            Route("/readyz", http.readyz),
-            Route("/metrics", http.metrics_endpoint),
-            Route("/api/rooms", http.api_rooms),
+            *http.routes(),
+            *api.routes(),
+            *pages.routes(),
             WebSocketRoute("/ws/{room}", websocket_endpoint),
         ],
+        middleware=pages.middleware(),
         lifespan=lifespan,
     )
     app.state.hub = hub

@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from livehub import metrics
 from livehub import room as core
@@ -82,3 +83,12 @@ async def api_rooms(request: Request) -> Response:
                       "settings": state.settings.to_wire(),
                       "online": online.get(session.slug, 0)})
     return JSONResponse({"conference": {"title": hub.programme.title}, "rooms": rooms})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Route("/api/rooms", api_rooms),
+    ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from html import escape
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from livehub.hub import Hub
 
@@ -25,3 +27,11 @@ async def index(request: Request) -> Response:
     return HTMLResponse(f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
                         f"<title>{title}</title></head><body><h1>{title}</h1>"
                         f"{''.join(items)}</body></html>")
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/", index)]
+
+
+def middleware() -> list[Middleware]:
+    return []
