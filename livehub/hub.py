@@ -10,6 +10,7 @@ coalesces whatever has queued up into one frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import deque
@@ -91,7 +92,8 @@ class Connection:
             metrics.SLOW_READER_CLOSES.inc()
             log.info("slow reader closed", uid=self.actor.uid, ip=self.ip,
                      room=self.replica.id if self.replica else None)
-            self.close(CloseCode.TRY_AGAIN, "send queue overflow: resume with since")
+            self.close(CloseCode.TRY_AGAIN, "send queue overflow: resume with since",
+                       discard=True)
             return
         self.queue.append(frame)
         self.wake.set()
@@ -99,11 +101,12 @@ class Connection:
     def send(self, obj: dict[str, Any]) -> None:
         self.push(self.codec.frame(obj))
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Close after nothing more is sent; the writer does the closing."""
+    def close(self, code: int, reason: str = "", *, discard: bool = False) -> None:
+        """Close once what is queued has gone (or at once, ``discard``-ing it)."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-            self.queue.clear()
+            if discard:
+                self.queue.clear()
             self.wake.set()
 
     async def _write(self) -> None:
@@ -390,6 +393,9 @@ class Hub:
         self._presence_task: asyncio.Task[None] | None = None
         self.connections_by_ip: dict[str, int] = {}
         self.accepting = True
+        self.inflight = 0  # requests between decide and their answer
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -401,6 +407,9 @@ class Hub:
         self.accepting = False
         if self._presence_task is not None:
             self._presence_task.cancel()
+        # Finish the commits already begun, so every acknowledged post is answered.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
@@ -535,12 +544,18 @@ class Hub:
         """Decide, commit, answer. Errors become ``error`` frames; nothing raises."""
         replica = conn.replica
         assert replica is not None
+        self.inflight += 1
+        self._idle.clear()
         try:
             reply = await self._handle(conn, replica, req)
         except ProtocolError as exc:
             metrics.REQUESTS.labels(req.t, exc.code).inc()
             conn.send(p.error_frame(exc.code, exc.message, req.id))
             return
+        finally:
+            self.inflight -= 1
+            if not self.inflight:
+                self._idle.set()
         metrics.REQUESTS.labels(req.t, "ok").inc()
         if req.id is not None:
             conn.send(p.ok_frame(req.id, **reply))
