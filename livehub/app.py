@@ -39,7 +39,9 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
     config = config or Config()
     secret = resolve_secret(config)
     programme = programme or load_programme(config.programme)
-    broker = broker or make_broker(config.redis_url, max_log=config.max_log)
+    broker = broker or make_broker(config.redis_url, max_log=config.max_log,
+                                   redis_max_log=config.redis_max_log,
+                                   namespace=config.redis_namespace)
     hub = Hub(config, broker, programme)
 
     @contextlib.asynccontextmanager

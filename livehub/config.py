@@ -39,6 +39,8 @@ class Config(BaseSettings):
     vote_window: float = Field(default=1.0, ge=0)  # seconds over which votes coalesce
     presence_interval: float = Field(default=1.0, gt=0)
     max_log: int = Field(default=100_000, ge=100)  # events kept per room by the memory broker
+    redis_max_log: int | None = Field(default=None, ge=100)  # None: Redis keeps every event
+    redis_namespace: str = Field(default="livehub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     shutdown_grace: float = Field(default=8.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"

@@ -1,20 +1,31 @@
-"""Broker backends: ``memory`` (one process, the default) and ``redis``."""
+"""Brokers: a log per room, sequence numbers and fan-out (see :mod:`livehub.broker.base`)."""
 
 from __future__ import annotations
 
 from livehub.broker.base import Broker, BrokerUnavailable, Commit, Event, History, Listener
 from livehub.broker.memory import MemoryBroker
 
-__all__ = ["Broker", "BrokerUnavailable", "Commit", "Event", "History", "Listener",
-           "MemoryBroker", "make_broker"]
+__all__ = [
+    "Broker",
+    "BrokerUnavailable",
+    "Commit",
+    "Event",
+    "History",
+    "Listener",
+    "MemoryBroker",
+    "make_broker",
+]
 
 
-class BrokerConfigError(ValueError):
-    """The broker settings cannot be used."""
+def make_broker(redis_url: str | None, *, max_log: int, redis_max_log: int | None = None,
+                namespace: str = "livehub") -> Broker:
+    """The embedded broker without a Redis URL, else the Redis one (imported only then).
 
-
-def make_broker(redis_url: str | None, *, max_log: int) -> Broker:
-    """The memory broker without a Redis URL (the Redis broker lands separately)."""
+    The memory broker keeps ``max_log`` events per room; Redis keeps every event
+    (the complete record) unless ``redis_max_log`` says otherwise.
+    """
     if redis_url is None:
         return MemoryBroker(max_log=max_log)
-    raise BrokerConfigError("this build has only the in-memory broker; unset the Redis URL")
+    from livehub.broker.redis import RedisBroker
+
+    return RedisBroker(redis_url, max_log=redis_max_log, namespace=namespace)

@@ -1,0 +1,1 @@
+"""Broker tests: one contract for every backend, and Redis failure modes."""
