@@ -38,6 +38,7 @@ class Config(BaseSettings):
     compression: bool = False
     vote_window: float = Field(default=1.0, ge=0)  # seconds over which votes coalesce
     presence_interval: float = Field(default=1.0, gt=0)
+    room_linger: float = Field(default=30.0, ge=0)  # seconds an empty room stays subscribed
     max_log: int = Field(default=100_000, ge=100)  # events kept per room by the memory broker
     redis_max_log: int | None = Field(default=None, ge=100)  # None: Redis keeps every event
     redis_namespace: str = Field(default="livehub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")

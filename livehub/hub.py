@@ -161,6 +161,7 @@ class RoomReplica:
         self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
         self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self.ready = asyncio.Event()
+        self.failed = False  # its first load failed; it is not in the hub's replicas
         self._backlog: list[tuple[str, list[Event]]] = []
         self._filling = False
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
@@ -238,10 +239,10 @@ class RoomReplica:
 
     def _drain_backlog(self) -> None:
         backlog, self._backlog = self._backlog, []
-        for epoch, events in backlog:
+        for i, (epoch, events) in enumerate(backlog):
             self.on_events(epoch, events)
             if self._filling:  # a new gap: the rest waits for the fill
-                self._backlog.extend(backlog[backlog.index((epoch, events)) + 1:])
+                self._backlog.extend(backlog[i + 1:])
                 return
 
     def _reset(self, epoch: str) -> None:
@@ -254,7 +255,17 @@ class RoomReplica:
         self._votes.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
-        asyncio.get_running_loop().create_task(self.load())
+        asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self.load()
+                return
+            except BrokerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # -- applying and fan-out -----------------------------------------------------
 
@@ -388,7 +399,7 @@ class Hub:
         self.broker = broker
         self.programme = programme
         self.replicas: dict[str, RoomReplica] = {}
-        self._loading: dict[str, asyncio.Task[RoomReplica]] = {}
+        self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self._presence_task: asyncio.Task[None] | None = None
         self.connections_by_ip: dict[str, int] = {}
@@ -440,34 +451,50 @@ class Hub:
         if replica is not None:
             if not replica.ready.is_set():
                 await replica.ready.wait()
+                if replica.failed:
+                    raise BrokerUnavailable(f"room {room} could not be loaded")
             return replica
         session = self.session(room)
         if session is None:
             raise KeyError(room)
+        dropping = self._dropping.get(room)
+        if dropping is not None:  # let its unsubscribe land before we subscribe again
+            await asyncio.wait([dropping])
+            return await self.replica(room)
         replica = self.replicas[room] = RoomReplica(self, session)
         try:
             await replica.load()
         except BaseException:
             del self.replicas[room]
+            replica.failed = True
+            replica.ready.set()  # wake those waiting for it: they see it failed
             raise
         return replica
 
     async def join(self, conn: Connection, room: str, since: int | None,
                    epoch: str | None) -> None:
-        """Add ``conn`` to ``room`` and queue its ``welcome`` (atomically w.r.t. events)."""
-        replica = await self.replica(room)
-        older: list[Event] | None = None
-        if replica.needs_log_read(since):
-            try:
-                older = (await self.broker.read(room, since or 0)).events
-            except BrokerUnavailable:
-                older = None
+        """Add ``conn`` to ``room`` and queue its ``welcome``.
+
+        Everything that awaits comes first; registering the connection and queueing
+        its welcome then happen with no await between, so no event reaches the
+        connection before its welcome or falls between the welcome's snapshot and it.
+        """
+        while True:
+            replica = await self.replica(room)
+            older: list[Event] | None = None
+            if replica.needs_log_read(since):
+                try:
+                    older = (await self.broker.read(room, since or 0)).events
+                except BrokerUnavailable:
+                    older = None
+            await self._set_online(replica, len(replica.conns) + 1)
+            online = (await self._online([room])).get(room, 0)
+            if self.replicas.get(room) is replica and replica.ready.is_set():
+                break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
-        await self._report_online(replica)
-        online = (await self._online([room])).get(room, len(replica.conns))
-        replica.add(conn)  # (re-)added after the awaits: it may have been reset meanwhile
-        conn.send(replica.welcome(conn, since, epoch, older, max(online, 1)))
-        replica.last_online = max(online, 1)
+        online = max(online, len(replica.conns))
+        conn.send(replica.welcome(conn, since, epoch, older, online))
+        replica.last_online = online
         self._gauge()
 
     async def leave(self, conn: Connection) -> None:
@@ -478,14 +505,34 @@ class Hub:
         conn.replica = None
         self._gauge()
         if not replica.conns:
-            # Keep the replica (and its subscription) only while someone listens here.
             await self._report_online(replica)
-            if not replica.conns and self.replicas.get(replica.id) is replica:
-                del self.replicas[replica.id]
-                try:
-                    await self.broker.unsubscribe(replica.id)
-                except BrokerUnavailable:
-                    pass
+            # Keep an empty room's replica (and subscription) a while: people reload
+            # pages and reconnect, and rebuilding from the log each time is waste.
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.config.room_linger,
+                            lambda: loop.create_task(self._drop_if_idle(replica)))
+
+    async def _drop_if_idle(self, replica: RoomReplica) -> None:
+        if replica.conns or self.replicas.get(replica.id) is not replica:
+            return
+        del self.replicas[replica.id]
+        task = asyncio.current_task()
+        assert task is not None
+        self._dropping[replica.id] = task
+        try:
+            await self.broker.unsubscribe(replica.id)
+        except BrokerUnavailable:
+            pass
+        finally:
+            if self._dropping.get(replica.id) is task:
+                del self._dropping[replica.id]
+
+    async def _set_online(self, replica: RoomReplica, n: int) -> None:
+        replica.reported_online = n
+        try:
+            await self.broker.set_online(replica.id, n)
+        except BrokerUnavailable:
+            replica.reported_online = -1
 
     async def _report_online(self, replica: RoomReplica) -> None:
         n = len(replica.conns)
@@ -625,3 +672,61 @@ class Hub:
         except BrokerUnavailable:
             return None
         return None if found is None else self._ref_reply(req, found.ref, found.seq)
+
+    # -- programme reload (SIGHUP, POST /api/programme/reload) ----------------------------
+
+    async def reload_programme(self, programme: Programme) -> dict[str, list[str]]:
+        """Serve ``programme`` from now on without dropping anyone; what changed, by slug.
+
+        New sessions are rooms at once. A room loaded here keeps its state, people and
+        log, and takes the new title, times and speakers. Its settings come from the
+        file until a moderator changes them in the room: the settings in the log win,
+        so the file's new settings reach only rooms whose log has no ``room`` event.
+        A session gone from the file stays while people are in its room here.
+        """
+        old = self.programme
+        kept = tuple(s for s in old.sessions if programme.get(s.slug) is None
+                     and s.slug in self.replicas and self.replicas[s.slug].conns)
+        if kept:
+            programme = Programme(title=programme.title, sessions=(*programme.sessions, *kept),
+                                  source=programme.source)
+        changes: dict[str, list[str]] = {
+            "added": [s.slug for s in programme.sessions if old.get(s.slug) is None],
+            "updated": [s.slug for s in programme.sessions
+                        if old.get(s.slug) not in (None, s)],
+            "removed": [s.slug for s in old.sessions if programme.get(s.slug) is None],
+            "kept": [s.slug for s in kept],
+        }
+        self.programme = programme
+        for replica in list(self.replicas.values()):
+            session = programme.get(replica.id)
+            if session is None or session == replica.session:
+                continue
+            before, replica.session = replica.session, session
+            replica.state.title = session.title
+            same = (before.slow_mode, before.guests, before.premoderate) == (
+                session.slow_mode, session.guests, session.premoderate)
+            if same or not replica.ready.is_set():
+                continue  # (a replica still loading folds its log over the new session)
+            if await self._log_changed_settings(replica):
+                continue
+            if self.replicas.get(replica.id) is replica and replica.session is session:
+                replica.state.settings = core.RoomSettings(
+                    slow_mode=session.slow_mode, guests=session.guests,
+                    premoderate=session.premoderate)
+        return changes
+
+    async def _log_changed_settings(self, replica: RoomReplica) -> bool:
+        """Whether the room's log holds a ``room`` event (True when that cannot be known)."""
+        recent = replica.recent
+        if any(ev["t"] == "room" for ev in recent):
+            return True
+        if replica.state.seq == 0 or (recent and recent[0]["seq"] == 1):
+            return False  # the whole log is in `recent`
+        try:
+            history = await self.broker.read(replica.id, 0)
+        except BrokerUnavailable:
+            return True
+        return (not history.complete or history.epoch != replica.state.epoch
+                or any(ev["t"] == "room" for ev in history.events)
+                or any(ev["t"] == "room" for ev in replica.recent))
