@@ -76,6 +76,9 @@ class Question:
     guest: bool = False
     voters: set[str] = field(default_factory=set)
     answers: list[Event] = field(default_factory=list)
+    # seq of the event that first showed it to participants (None: they have not seen
+    # it: pending, or declined before it was ever open)
+    shown: int | None = None
 
     @property
     def votes(self) -> int:
@@ -275,8 +278,13 @@ def _delete(state: RoomState, actor: Actor, req: p.Delete, ctx: Context) -> Deci
     if req.mute not in (None, False):
         if not is_moderator:
             raise ProtocolError(ErrorCode.FORBIDDEN, "only moderators may mute", req.id)
+        if author == actor.uid:  # as for `mute`: nobody mutes themselves
+            raise ProtocolError(ErrorCode.FORBIDDEN, "you cannot mute yourself", req.id)
         seconds = None if req.mute is True else int(req.mute)
-        events.append(_mute_event(state, actor, author, seconds, ctx))
+        mute = _mute_event(state, actor, author, seconds, ctx)
+        if "qid" in ev and state.questions[ev["qid"]].anonymous:
+            mute["private"] = True  # muting the asker must not unmask an anonymous question
+        events.append(mute)
     return Decision(events)
 
 
@@ -370,7 +378,7 @@ def _fold_q(state: RoomState, ev: Event) -> None:
     state.questions[ev["qid"]] = Question(
         qid=ev["qid"], uid=ev["uid"], name=ev["name"], text=ev["text"], state=ev["state"],
         seq=ev["seq"], ts=ev["ts"], anonymous=bool(ev.get("anonymous")),
-        guest=bool(ev.get("guest")),
+        guest=bool(ev.get("guest")), shown=None if ev["state"] == "pending" else ev["seq"],
     )
 
 
@@ -404,6 +412,8 @@ def _fold_qstate(state: RoomState, ev: Event) -> None:
     elif state.answering == q.qid:
         state.answering = None
     q.state = new
+    if q.shown is None and new in LIVE_QSTATES:
+        q.shown = ev["seq"]
 
 
 def _fold_pin(state: RoomState, ev: Event) -> None:
@@ -486,6 +496,11 @@ def question_view(q: Question, role: Role, *, seq: int | None = None,
     return ev
 
 
+def _unseen(q: Question, seq: int) -> bool:
+    """True when participants had not met ``q`` by ``seq`` (so may not hear of it)."""
+    return q.shown is None or seq < q.shown
+
+
 def votes_event(q: Question, seq: int, ts: int) -> Event:
     return {"t": "votes", "qid": q.qid, "votes": q.votes, "seq": seq, "ts": ts}
 
@@ -512,19 +527,23 @@ def view(state: RoomState, ev: Event, role: Role) -> Event | None:
     if t == "vote":
         return None
     if t == "qstate":
-        if ev.get("prev") == "pending" and not staff:
+        if not staff:
             q = state.questions.get(ev["qid"])
-            if q is None or ev["state"] not in LIVE_QSTATES:
+            if q is None:  # removed meanwhile (a race): nothing left to tell them
                 return None
-            # Approval: participants meet the question for the first time.
-            return question_view(q, role, seq=ev["seq"], ts=ev["ts"])
+            if q.shown == ev["seq"]:
+                # Approval (or a declined question reinstated): participants meet the
+                # question for the first time.
+                return question_view(q, role, seq=ev["seq"], ts=ev["ts"])
+            if _unseen(q, ev["seq"]):
+                return None
         return ev if moderator else _public(ev)
     if t == "answer":
         q = state.questions.get(ev["qid"])
-        if q is None or (q.state == "pending" and not staff):
+        if q is None or (not staff and _unseen(q, ev["seq"])):
             return None
         return ev
-    if t in ("ban", "unban"):
+    if t in ("ban", "unban") or (t == "mute" and ev.get("private")):
         return ev if moderator else None
     if t == "del" and ev.get("pending") and not staff:
         return None
@@ -575,7 +594,7 @@ def replay(state: RoomState, events: Iterable[Event], role: Role) -> list[Event]
         if t == "vote":
             q = state.questions.get(ev["qid"])
             if (last_vote.get(ev["qid"]) == ev["seq"] and q is not None
-                    and (q.state != "pending" or role.is_staff)):
+                    and (role.is_staff or not _unseen(q, ev["seq"]))):
                 out.append(votes_event(q, ev["seq"], ev["ts"]))
             continue
         if (t in ("msg", "pin", "unpin") and ev["mid"] in state.deleted) or (
