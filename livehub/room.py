@@ -264,7 +264,10 @@ def _delete(state: RoomState, actor: Actor, req: p.Delete, ctx: Context) -> Deci
         author, author_name = msg["uid"], msg["name"]
     else:
         assert req.qid is not None  # the protocol layer guarantees one of the two
-        q = _visible_question(state, actor, req.qid, req.id)
+        own = state.questions.get(req.qid)
+        # Askers may withdraw their own question while it still waits for approval.
+        q = own if own is not None and own.uid == actor.uid else _visible_question(
+            state, actor, req.qid, req.id)
         ev["qid"] = q.qid
         if q.state == "pending":
             ev["pending"] = True

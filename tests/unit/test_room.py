@@ -891,11 +891,15 @@ def test_delete_of_pending_question_is_marked_pending() -> None:
     assert ev["pending"] is True
 
 
-def test_participant_cannot_see_own_pending_question_to_delete_it() -> None:
-    # Current rule: a pending question is invisible to participants, the asker included.
+def test_participant_may_withdraw_own_pending_question() -> None:
     room = Room(premoderate=True)
     qid = room.ask(PAT)
-    room.refuse(PAT, p.Delete(qid=qid), ErrorCode.NOT_FOUND)
+    (ev,) = room.do(PAT, p.Delete(qid=qid))
+    assert ev["qid"] == qid and ev["pending"] is True
+    assert qid not in room.state.questions
+    # ...but someone else's pending question stays unknown to a participant.
+    other = room.ask(PAM)
+    room.refuse(PAT, p.Delete(qid=other), ErrorCode.NOT_FOUND)
 
 
 # --- mute, unmute, ban, unban, settings ------------------------------------------------------
