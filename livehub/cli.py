@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from pydantic import ValidationError
 
 from livehub import auth
+from livehub.broker.base import BrokerUnavailable, History
 from livehub.config import Config
+from livehub.export import DEFAULT_FORMAT, FORMATS, RoomLog, render
 from livehub.programme import ProgrammeError, load_programme
 from livehub.roles import Role
 
@@ -60,7 +64,7 @@ def serve(host: str | None, port: int | None, redis_url: str | None, programme: 
         os.environ["LIVEHUB_SECRET"] = cfg.secret or ""
     shown = "localhost" if cfg.host in ("127.0.0.1", "0.0.0.0", "::") else cfg.host
     url = f"http://{shown}:{cfg.port}/"
-    broker = f"Redis at {cfg.redis_url}" if cfg.redis_url else "the in-memory broker"
+    broker = f"Redis at {_redact(cfg.redis_url)}" if cfg.redis_url else "the in-memory broker"
     click.echo(f"livehub: serving {prog.title!r} ({len(prog.sessions)} rooms) on {broker}")
     click.echo(f"livehub: open {url}")
     if dev_secret:
@@ -114,6 +118,80 @@ def check(file: str) -> None:
         sys.exit(1)
     click.echo(f"{file}: ok: {prog.title!r}, {len(prog.sessions)} sessions over "
                f"{len([d for d, _ in prog.days() if d])} days")
+
+
+def _redact(url: str) -> str:
+    """A URL fit for a message: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
+async def _read_room_log(cfg: Config, room: str) -> History:
+    from livehub.api import read_room_log
+    from livehub.broker import make_broker
+
+    # The same broker settings as `serve` (livehub.app.create_app), so the same keys.
+    broker = make_broker(cfg.redis_url, max_log=cfg.max_log, redis_max_log=cfg.redis_max_log,
+                         namespace=cfg.redis_namespace)
+    await broker.start()
+    try:
+        return await asyncio.wait_for(read_room_log(broker, room), 60)
+    finally:
+        await broker.close()
+
+
+@main.command("export")
+@click.argument("room")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT,
+              show_default=True,
+              help="md: minutes for people; csv, json: every event of the log, for records.")
+@click.option("--redis", "redis_url", default=None, metavar="URL",
+              help="Redis URL of the servers (default: $LIVEHUB_REDIS_URL or $REDIS_URL).")
+@click.option("--programme", default=None, metavar="FILE",
+              help="Conference programme (TOML); default: $LIVEHUB_PROGRAMME or the sample.")
+def export_command(room: str, fmt: str, redis_url: str | None, programme: str | None) -> None:
+    """Write a session's transcript to standard output.
+
+    ROOM is the session's slug. Reads the room's log from the Redis the servers
+    share. A server on the in-memory broker keeps its rooms inside its own process:
+    ask it over HTTP instead (GET /api/rooms/ROOM/transcript, moderator token).
+    """
+    cfg = _config(redis_url=redis_url, programme=programme)
+    try:
+        prog = load_programme(cfg.programme)
+    except ProgrammeError as exc:
+        raise click.ClickException(f"cannot read the programme:\n{exc}") from None
+    session = prog.get(room)
+    if session is None:
+        known = ", ".join(s.slug for s in prog.sessions[:10])
+        more = ", ..." if len(prog.sessions) > 10 else ""
+        raise click.ClickException(f"no room {room!r} in the programme {prog.source} "
+                                   f"(its rooms: {known}{more})")
+    if not cfg.redis_url:
+        raise click.ClickException(
+            "no Redis configured (--redis URL, LIVEHUB_REDIS_URL or REDIS_URL), so this "
+            "command cannot see a running server's rooms: on the in-memory broker they live "
+            "inside the server process. Ask the server for the transcript instead:\n"
+            f"  curl -H \"Authorization: Bearer $MODERATOR_TOKEN\" "
+            f"\"http://HOST:PORT/api/rooms/{room}/transcript?format={fmt}\"")
+    where = f"Redis at {_redact(cfg.redis_url)}"
+    try:
+        history = asyncio.run(_read_room_log(cfg, room))
+    except (BrokerUnavailable, OSError, TimeoutError, ValueError) as exc:
+        raise click.ClickException(f"cannot read room {room!r} from {where}: "
+                                   f"{exc or type(exc).__name__}") from None
+    if not history.events:
+        click.echo(f"livehub: room {room!r} has no events in {where}", err=True)
+    elif not history.complete:
+        click.echo(f"livehub: room {room!r}: the log no longer reaches back to its start; "
+                   f"the transcript begins at event {history.events[0]['seq']}", err=True)
+    click.echo(render(fmt, RoomLog(room=room, events=history.events, epoch=history.epoch,
+                                   complete=history.complete, session=session,
+                                   conference=prog.title)), nl=False)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,13 @@
-"""Logging setup: structlog over the standard library, text or JSON lines."""
+"""Logging setup: structlog over the standard library, text or JSON lines.
+
+With ``LIVEHUB_LOG_FORMAT=json`` every line on standard error is one JSON object
+with at least ``event`` (the message), ``level``, ``logger`` and ``timestamp``
+(ISO 8601, UTC), plus the fields of the call and whatever is bound with
+``structlog.contextvars.bind_contextvars`` in the task that logs (the transport
+binds ``room`` and ``uid`` for a connection; the organisers' API binds
+``endpoint``, ``room`` and ``uid``). Logs of other libraries (uvicorn, redis)
+go through the same renderer.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +30,8 @@ def configure(fmt: str = "text", level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*shared, structlog.stdlib.PositionalArgumentsFormatter(),
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -32,6 +42,7 @@ def configure(fmt: str = "text", level: str = "info") -> None:
                     structlog.processors.format_exc_info, renderer],
         foreign_pre_chain=shared,
     ))
+    logging.captureWarnings(True)  # Python warnings too: one renderer for everything
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

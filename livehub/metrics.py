@@ -59,3 +59,13 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+API_REQUESTS = Counter(
+    "livehub_api_requests_total",
+    "Organisers' HTTP API requests (transcript, announce, reload) by endpoint and status",
+    ["endpoint", "status"], registry=REGISTRY,
+)
+PROGRAMME_RELOADS = Counter(
+    "livehub_programme_reloads_total",
+    "Programme reloads (SIGHUP or POST /api/programme/reload) by outcome: ok or refused",
+    ["outcome"], registry=REGISTRY,
+)

@@ -7,16 +7,19 @@ close every client with 1013 (PROTOCOL.md), so they resume elsewhere.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
 import socket
 import time
+from types import FrameType
 from typing import Any
 
 import structlog
 import uvicorn
 
+from livehub.api import install_reload_signal
 from livehub.app import create_app
 from livehub.config import Config
 from livehub.hub import Hub
@@ -29,6 +32,17 @@ class LivehubServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
         super().__init__(config)
         self.hub = hub
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        install_reload_signal(self.config.app)  # SIGHUP re-reads the programme
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            # A graceful stop on SIGTERM is a success (exit 0), not death by signal:
+            # uvicorn would re-raise the captured signal after shutting down.
+            self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -57,9 +71,21 @@ def uvicorn_config(cfg: Config, app: Any) -> uvicorn.Config:
     )
 
 
+class _ClientMistakeFilter(logging.Filter):
+    """Drop uvicorn's traceback for a text frame that is not UTF-8: a client's mistake.
+
+    The connection is closed 1007 all the same, and the transport (livehub.ws) logs one
+    line for it with the room and address.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Invalid UTF-8 sequence received from client")
+
+
 def run(cfg: Config, sock: socket.socket | None = None) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
     configure(cfg.log_format, cfg.log_level)
+    logging.getLogger("uvicorn.error").addFilter(_ClientMistakeFilter())
     app = create_app(cfg)
     server = LivehubServer(uvicorn_config(cfg, app), app.state.hub)
     server.run(sockets=[sock] if sock is not None else None)
@@ -84,9 +110,16 @@ def run_workers(cfg: Config, workers: int) -> None:
         nonlocal stopping
         stopping = True
 
+    procs: list[Any] = []
+
+    def reload(signum: int, frame: Any) -> None:
+        for proc in procs:  # each worker re-reads the programme itself
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    procs = []
+    signal.signal(signal.SIGHUP, reload)
     for _ in range(workers):
         proc = ctx.Process(target=_worker, args=(cfg, sock), daemon=False)
         proc.start()

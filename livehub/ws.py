@@ -93,11 +93,32 @@ async def _refuse(ws: WebSocket, code: int, reason: str, *, room: str, **info: A
     await ws.close(code=code, reason=reason[:120])
 
 
+# Closes that the WebSocket layer (uvicorn over websockets) makes by itself for a client's
+# mistake, before the app sees the frame: the app hears only a disconnect with the code,
+# so this is where such an abuser gets its one log line.
+_LAYER_CLOSES: dict[int, str] = {
+    CloseCode.TOO_BIG: "frame over the size limit",
+    1007: "invalid UTF-8 in a text frame",
+    1002: "WebSocket protocol error",
+}
+
+
+def _disconnected(message: MutableMapping[str, Any], room: str, ip: str,
+                  uid: str | None = None) -> None:
+    code = message.get("code")
+    what = _LAYER_CLOSES.get(code) if isinstance(code, int) else None
+    if what is not None:
+        metrics.CONNECTIONS_REJECTED.labels(what).inc()
+        log.info("connection closed", room=room, uid=uid, ip=ip, code=code, reason=what)
+
+
 async def websocket_endpoint(ws: WebSocket) -> None:
     hub: Hub = ws.app.state.hub
     config = hub.config
     room = ws.path_params["room"]
     ip = ws.client.host if ws.client else "?"
+    # Each connection runs in its own task, so these reach only its own log lines.
+    structlog.contextvars.bind_contextvars(room=room[:64], ip=ip)
     if not origin_allowed(ws, config):
         metrics.CONNECTIONS_REJECTED.labels("origin").inc()
         log.info("connection refused", room=room, reason="origin not allowed",
@@ -148,6 +169,7 @@ async def _hello(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str
             await _refuse(ws, CloseCode.POLICY, "no hello in time", room=room, ip=ip)
             return None
         if message["type"] == "websocket.disconnect":
+            _disconnected(message, room, ip)
             return None
         data = _payload(message)
         try:
@@ -211,6 +233,7 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
     if signed_in is None:
         return
     identity, hello = signed_in
+    structlog.contextvars.bind_contextvars(uid=identity.uid, role=str(identity.role))
     config = hub.config
     try:
         replica = await hub.replica(room)
@@ -245,6 +268,7 @@ async def _read_loop(ws: WebSocket, hub: Hub, conn: Connection, codec: Codec,
     while True:
         message = await ws.receive()
         if message["type"] == "websocket.disconnect":
+            _disconnected(message, room, conn.ip, conn.actor.uid)
             return
         if conn.close_code is not None or conn.closed:
             continue  # closing: drain until the peer answers the close
