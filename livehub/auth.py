@@ -31,10 +31,17 @@ class Identity:
         return self.rooms is None or room in self.rooms
 
 
+GUEST_TTL = 24 * 3600
+
+
 def mint(secret: str, *, name: str, role: Role, sub: str | None = None,
          rooms: list[str] | None = None, ttl: int = DEFAULT_TTL,
-         now: float | None = None) -> str:
-    """A signed token; ``sub`` is made up when not given."""
+         now: float | None = None, guest: bool = False) -> str:
+    """A signed token; ``sub`` is made up when not given.
+
+    ``guest`` tokens are what a guest gets back in ``welcome`` so that it stays the
+    same guest across reconnects; they admit only where the room admits guests.
+    """
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
         "sub": sub or f"u-{secrets.token_hex(6)}",
@@ -45,6 +52,8 @@ def mint(secret: str, *, name: str, role: Role, sub: str | None = None,
     }
     if rooms:
         claims["rooms"] = list(rooms)
+    if guest:
+        claims["guest"] = True
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -70,8 +79,11 @@ def verify(secret: str, token: str) -> Identity:
         isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)
     ):
         raise AuthError("token rooms must be a list of room slugs")
+    is_guest = claims.get("guest") is True
+    if is_guest and role is not Role.PARTICIPANT:
+        raise AuthError("a guest token must be a participant's")
     return Identity(uid=sub, name=name[:50], role=role,
-                    rooms=None if rooms is None else frozenset(rooms))
+                    rooms=None if rooms is None else frozenset(rooms), guest=is_guest)
 
 
 def guest(name: str) -> Identity:

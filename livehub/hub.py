@@ -14,8 +14,8 @@ import contextlib
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Final, cast
 
 import structlog
 
@@ -23,7 +23,7 @@ from livehub import metrics
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
-from livehub.broker.base import Broker, BrokerUnavailable, Event
+from livehub.broker.base import Broker, BrokerUnavailable, Event, History
 from livehub.config import Config
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
@@ -35,9 +35,13 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 RECENT_EVENTS: Final = 2000  # applied events kept per replica to serve `since` without I/O
 MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
-# Frames are coalesced only once this many wait: at light load every event and
-# answer goes in its own frame, which is what simple clients expect.
-COALESCE_AFTER: Final = 16
+# Frames are coalesced only once more than this many wait: at light load every event
+# and answer goes in its own frame (a poster's ``msg`` and ``ok`` are two), which is
+# what simple clients expect. Sends are flushed once per loop iteration, so more wait
+# only when several events came within one iteration: load. Coalescing them then cuts
+# the sends (and CPU) per delivery several times (docs/benchmarks.md).
+COALESCE_AFTER: Final = 2
+COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 IDEM_TTL_MS: Final = 600_000
 
 
@@ -45,21 +49,121 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _Flusher:
+    """Sends what was pushed, once per event-loop iteration, for every connection.
+
+    A push only queues the frame and marks its connection; one callback per loop
+    iteration then writes each marked connection's queue, driving the ASGI send to
+    completion on the spot (it does not wait while the transport takes data). So no
+    task wakes up per recipient, and events queued within one iteration go out back to
+    back (coalesced past ``COALESCE_AFTER``). A send that must wait for the transport
+    (a slow reader) is handed to the connection's writer task, which then owns the
+    queue until it has caught up.
+
+    Under load (flushing took more than ``BUSY`` of the loop's time lately) the flush
+    waits ``LINGER`` seconds, so that the events arriving meanwhile go out together,
+    coalesced into one frame per connection: a few ms of latency buy several times
+    fewer sends per delivery, which is what keeps a busy process from falling behind.
+    """
+
+    __slots__ = ("busy", "dirty", "last", "loop", "scheduled")
+
+    BUSY: Final = 0.5
+    LINGER: Final = 0.005
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[Connection] = []
+        self.scheduled = False
+        self.busy = 0.0  # moving average of the share of time spent flushing
+        self.last = time.perf_counter()  # when the last flush ended
+
+    def mark(self, conn: Connection) -> None:
+        self.dirty.append(conn)
+        if not self.scheduled:
+            self.scheduled = True
+            if self.busy > self.BUSY:
+                self.loop.call_later(self.LINGER, self.flush)
+            else:
+                self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        started = time.perf_counter()
+        self.scheduled = False
+        dirty, self.dirty = self.dirty, []
+        coalesce_after = COALESCE_LOADED if self.busy > self.BUSY else COALESCE_AFTER
+        sent = 0
+        for conn in dirty:
+            sent += conn.flush(coalesce_after)
+        if sent:
+            metrics.FRAMES_SENT.inc(sent)
+        ended = time.perf_counter()
+        share = (ended - started) / max(ended - self.last, 1e-6)
+        self.busy += 0.25 * (share - self.busy)
+        self.last = ended
+
+
+_flusher: _Flusher | None = None
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    global _flusher
+    if _flusher is None or _flusher.loop is not loop:
+        _flusher = _Flusher(loop)
+    return _flusher
+
+
+class _Resume:
+    """Awaiting this finishes, inside the awaiting task, a coroutine that was started
+    outside any task and suspended on ``waiting`` (what it yielded)."""
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, waiting = self.coro, self.waiting
+        while True:
+            try:
+                yield waiting
+            except BaseException as exc:  # cancelled: pass it on to the coroutine
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+                continue
+            try:
+                waiting = coro.send(None)
+            except StopIteration:
+                return
+
+
 class Connection:
-    """One client WebSocket: who it is, and its bounded, coalescing send queue."""
+    """One client WebSocket: who it is, and its bounded, coalescing send queue.
+
+    Frames are sent by the loop-wide :class:`_Flusher` while the transport keeps up,
+    and by the connection's writer task once a send had to wait, or to close.
+    """
 
     __slots__ = (
+        "_flusher",
+        "_key",
+        "_marked",
+        "_pending",
         "_send",
+        "_writer_owns",
         "actor",
         "close_code",
         "close_reason",
         "closed",
         "codec",
+        "guest_token",
         "ip",
         "max_queue",
         "queue",
         "replica",
-        "wake",
         "writer",
     )
 
@@ -71,19 +175,26 @@ class Connection:
         self.ip = ip
         self.max_queue = max_queue
         self.queue: deque[Frame] = deque()
-        self.wake = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed = False
         self.replica: RoomReplica | None = None
         self.writer: asyncio.Task[None] | None = None
+        self.guest_token: str | None = None  # handed to a guest so a reconnect is the same guest
+        self._key = "bytes" if codec.binary else "text"
+        self._flusher: _Flusher | None = None
+        self._marked = False
+        # True while the writer task sends (a send had to wait, or it is closing): the
+        # flusher leaves the queue to it.
+        self._writer_owns = False
+        self._pending: tuple[Coroutine[Any, Any, None], Any] | None = None
 
     @property
     def role(self) -> Role:
         return self.actor.role
 
     def start(self) -> None:
-        self.writer = asyncio.get_running_loop().create_task(self._write())
+        self._flusher = _flusher_for(asyncio.get_running_loop())
 
     def push(self, frame: Frame) -> None:
         if self.close_code is not None:
@@ -96,7 +207,12 @@ class Connection:
                        discard=True)
             return
         self.queue.append(frame)
-        self.wake.set()
+        if self._writer_owns or self._marked:
+            return  # the writer task, or this iteration's flush, sends it
+        if self._flusher is None:
+            self._flusher = _flusher_for(asyncio.get_running_loop())
+        self._marked = True
+        self._flusher.mark(self)
 
     def send(self, obj: dict[str, Any]) -> None:
         self.push(self.codec.frame(obj))
@@ -107,38 +223,85 @@ class Connection:
             self.close_code, self.close_reason = code, reason
             if discard:
                 self.queue.clear()
-            self.wake.set()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Let the writer task send from now on (it is started when not running)."""
+        self._writer_owns = True
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    def _next_frame(self, coalesce_after: int) -> Frame:
+        """The next frame to send: one event, or (backed up) several coalesced."""
+        queue = self.queue
+        if len(queue) <= coalesce_after:
+            return queue.popleft()
+        batch: list[Frame] = []
+        size = 0
+        while queue and size < MAX_BATCH_BYTES:
+            frame = queue.popleft()
+            size += len(frame)
+            batch.append(frame)
+        if len(batch) > 1:
+            metrics.COALESCED_FRAMES.inc()
+        return self.codec.join(batch)
+
+    def flush(self, coalesce_after: int) -> int:
+        """Send what is queued as far as the transport takes it now; frames sent."""
+        self._marked = False
+        sent = 0
+        while self.queue and not self._writer_owns:
+            if not self._send_now(self._next_frame(coalesce_after)):
+                break
+            sent += 1
+        return sent
+
+    def _send_now(self, data: Frame) -> bool:
+        """Run the ASGI send here; False when it has to wait (the writer finishes it)."""
+        # An ASGI send is a coroutine function (Starlette's WebSocket.send is).
+        coro = cast(Coroutine[Any, Any, None], self._send({"type": "websocket.send",
+                                                           self._key: data}))
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return True
+        except Exception as exc:  # the peer went away mid-send; the reader side cleans up
+            log.debug("writer stopped", error=repr(exc))
+            self.closed = True
+            self._writer_owns = True  # nothing more goes out on this connection
+            return False
+        self._pending = (coro, waiting)
+        self._hand_over()
+        return False
 
     async def _write(self) -> None:
-        key = "bytes" if self.codec.binary else "text"
+        """Send what the flusher could not: a send that had to wait, what queued up
+        meanwhile, and the close frame. Started on demand; ends once caught up."""
+        key = self._key
         queue = self.queue
         try:
-            while True:
-                await self.wake.wait()
-                self.wake.clear()
-                while queue:
-                    if len(queue) <= COALESCE_AFTER:
-                        data = queue.popleft()
-                    else:
-                        batch: list[Frame] = []
-                        size = 0
-                        while queue and size < MAX_BATCH_BYTES:
-                            frame = queue.popleft()
-                            size += len(frame)
-                            batch.append(frame)
-                        data = self.codec.join(batch)
-                        if len(batch) > 1:
-                            metrics.COALESCED_FRAMES.inc()
-                    await self._send({"type": "websocket.send", key: data})
-                    metrics.FRAMES_SENT.inc()
-                if self.close_code is not None:
-                    await self._send({"type": "websocket.close", "code": self.close_code,
-                                      "reason": self.close_reason[:120]})
-                    return
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                await _Resume(*pending)
+                metrics.FRAMES_SENT.inc()
+            while queue:
+                await self._send({"type": "websocket.send",
+                                  key: self._next_frame(COALESCE_AFTER)})
+                metrics.FRAMES_SENT.inc()
+            if self.close_code is None:
+                self._writer_owns = False  # caught up: the flusher sends again
+                self.writer = None
+                return
+            await self._send({"type": "websocket.close", "code": self.close_code,
+                              "reason": self.close_reason[:120]})
         except Exception as exc:  # the peer went away mid-send; the reader side cleans up
             log.debug("writer stopped", error=repr(exc))
         finally:
-            self.closed = True
+            if self._writer_owns:  # closed, failed or cancelled: nothing more goes out
+                self.closed = True
+                if self._pending is not None:
+                    self._pending[0].close()
+                    self._pending = None
 
     async def stop(self) -> None:
         if self.writer is not None and not self.writer.done():
@@ -221,14 +384,27 @@ class RoomReplica:
 
     async def _read_gap(self) -> None:
         delay = 0.05
+        lost_tail = False
         while True:
             try:
-                history = await self.hub.broker.read(self.id, self.state.seq)
+                # From our last event on, to check that the log still holds it.
+                history = await self.hub.broker.read(self.id, max(0, self.state.seq - 1))
+                lost_tail = history.epoch == self.state.epoch and self._lost_tail(history)
+                if lost_tail:
+                    # Same epoch, but not the events we applied (Redis came back from an
+                    # older snapshot, or failed over to a replica that lagged): a new
+                    # epoch, so that nobody's `since` is taken for a place in the new log.
+                    epoch = await self.hub.broker.renew_epoch(self.id, history.epoch)
                 break
             except BrokerUnavailable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._filling = False
+        if lost_tail:
+            log.warning("room log lost its newest events", room=self.id,
+                        applied=self.state.seq, head=history.head)
+            self._reset(epoch)
+            return
         if history.epoch != self.state.epoch or not history.complete:
             self._reset(history.epoch)
             return
@@ -236,6 +412,19 @@ class RoomReplica:
             if ev["seq"] == self.state.seq + 1:
                 self._apply(ev, fan_out=True)
         self._drain_backlog()
+
+    def _lost_tail(self, history: History) -> bool:
+        """Whether the log (read from our last seq on) no longer ends with what we applied."""
+        seq = self.state.seq
+        if seq == 0:
+            return False
+        if history.head < seq:
+            return True
+        mine = self.recent[-1] if self.recent and self.recent[-1]["seq"] == seq else None
+        logged = history.events[0] if history.events else None
+        if mine is None or logged is None or logged["seq"] != seq:
+            return False
+        return (mine["t"], mine.get("ts")) != (logged["t"], logged.get("ts"))
 
     def _drain_backlog(self) -> None:
         backlog, self._backlog = self._backlog, []
@@ -355,8 +544,21 @@ class RoomReplica:
             "pinned": core.pinned(state),
             "questions": core.questions_view(state, role),
         }
+        me = frame["me"]
         if conn.actor.guest:
-            frame["me"]["guest"] = True
+            me["guest"] = True
+            if conn.guest_token:
+                me["token"] = conn.guest_token
+        now = now_ms()
+        if state.is_muted(conn.actor.uid, now):
+            me["muted_until"] = state.mutes[conn.actor.uid]
+        me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        if role is Role.MODERATOR:
+            frame["moderation"] = {
+                "mutes": [{"uid": uid, "name": state.names.get(uid), "until": until}
+                          for uid, until in state.mutes.items() if state.is_muted(uid, now)],
+                "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
+            }
         if since is not None:
             events = self._since(since, epoch, older)
             frame["recovered"] = events is not None

@@ -7,6 +7,7 @@ close every client with 1013 (PROTOCOL.md), so they resume elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -18,6 +19,8 @@ from typing import Any
 
 import structlog
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 from livehub.api import install_reload_signal
 from livehub.app import create_app
@@ -45,10 +48,36 @@ class LivehubServer(uvicorn.Server):
             self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        started = time.monotonic()
         for server in self.servers:
             server.close()  # stop accepting first
         await self.hub.stop()
+        # Let clients answer the 1013 close frames before uvicorn closes the sockets:
+        # closing one while its client is still sending (mid-burst) makes the kernel reset
+        # the connection, which throws away what was still on its way to the client (the
+        # last `ok`s and the close frame itself).
+        deadline = min(time.monotonic() + 2.0, started + self.hub.config.shutdown_grace + 1)
+        while time.monotonic() < deadline:
+            if not any(getattr(c, "close_sent", False) for c in self.server_state.connections):
+                break
+            await asyncio.sleep(0.02)
         await super().shutdown(sockets)
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol ("websockets-sansio"), minus one crash.
+
+    A text frame that is not UTF-8, read in the same packet as the client's close frame,
+    makes uvicorn try to close 1007 a connection that is already closing; the exception
+    escapes to the event loop, which logs it as a fatal transport error. The client is
+    closing anyway: drop the frame and let its close be handled as usual.
+    """
+
+    def send_receive_event_to_app(self) -> None:
+        try:
+            super().send_receive_event_to_app()
+        except InvalidState:
+            pass
 
 
 def uvicorn_config(cfg: Config, app: Any) -> uvicorn.Config:
@@ -58,7 +87,7 @@ def uvicorn_config(cfg: Config, app: Any) -> uvicorn.Config:
         port=cfg.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=WebSocketProtocol,
         ws_max_size=cfg.max_frame,
         ws_ping_interval=cfg.ping_interval or None,
         ws_ping_timeout=cfg.ping_timeout or None,

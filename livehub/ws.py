@@ -15,11 +15,11 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livehub import metrics
 from livehub import protocol as p
-from livehub.auth import AuthError, Identity, guest, verify
+from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify
 from livehub.broker.base import BrokerUnavailable
 from livehub.config import Config
 from livehub.hub import Connection, Hub
@@ -89,8 +89,11 @@ async def _send_direct(ws: WebSocket, codec: Codec, obj: dict[str, Any]) -> None
 
 async def _refuse(ws: WebSocket, code: int, reason: str, *, room: str, **info: Any) -> None:
     metrics.CONNECTIONS_REJECTED.labels(reason.split(":")[0]).inc()
-    log.info("connection refused", room=room, code=code, reason=reason, **info)
-    await ws.close(code=code, reason=reason[:120])
+    log.info("connection refused", room=room, code=int(code), reason=reason, **info)
+    try:
+        await ws.close(code=code, reason=reason[:120])
+    except WebSocketDisconnect:
+        pass  # it has gone already: refused all the same
 
 
 # Closes that the WebSocket layer (uvicorn over websockets) makes by itself for a client's
@@ -107,9 +110,19 @@ def _disconnected(message: MutableMapping[str, Any], room: str, ip: str,
                   uid: str | None = None) -> None:
     code = message.get("code")
     what = _LAYER_CLOSES.get(code) if isinstance(code, int) else None
-    if what is not None:
+    if what is not None and isinstance(code, int):
         metrics.CONNECTIONS_REJECTED.labels(what).inc()
-        log.info("connection closed", room=room, uid=uid, ip=ip, code=code, reason=what)
+        log.info("connection closed", room=room, uid=uid, ip=ip, code=int(code), reason=what)
+
+
+async def _left_mid_answer(ws: WebSocket, room: str, ip: str) -> None:
+    try:
+        async with asyncio.timeout(1.0):
+            while (message := await ws.receive())["type"] != "websocket.disconnect":
+                pass
+    except (TimeoutError, RuntimeError):
+        return
+    _disconnected(message, room, ip)
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -141,6 +154,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     hub.connections_by_ip[ip] = per_ip + 1
     try:
         await _serve(ws, hub, room, codec, ip)
+    except WebSocketDisconnect:
+        # The client left while being answered (say, its next frame broke the WebSocket
+        # layer while the one before was still being answered): not our error, but why it
+        # left is still queued, and may deserve its line.
+        await _left_mid_answer(ws, room, ip)
     except Exception:
         # A bug of ours, not a client mistake: log it once and close 1011.
         log.exception("connection failed", room=room, ip=ip)
@@ -161,6 +179,9 @@ async def _hello(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str
     """Wait for a valid ``hello`` and sign the client in; None when it was turned away."""
     config = hub.config
     deadline = time.monotonic() + config.hello_timeout
+    # `hello` itself is not rate-limited, but the frames before a good one are not free:
+    # past the limit the connection is closed rather than answered until the deadline.
+    limiter = RateLimiter(config.rate_limit, config.rate_window)
     while True:
         try:
             message = await asyncio.wait_for(ws.receive(),
@@ -170,6 +191,9 @@ async def _hello(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str
             return None
         if message["type"] == "websocket.disconnect":
             _disconnected(message, room, ip)
+            return None
+        if not limiter.allow(time.monotonic()):
+            await _refuse(ws, CloseCode.POLICY, "flooding before hello", room=room, ip=ip)
             return None
         data = _payload(message)
         try:
@@ -204,22 +228,32 @@ async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.H
         if not identity.may_enter(room):
             await _auth_failed(ws, codec, hello, "token not valid for this room", room, ip)
             return None
+        if identity.guest and not await _admits_guests(ws, hub, room, codec, hello, ip):
+            return None
         return identity
-    try:
-        replica = await hub.replica(room)
-    except BrokerUnavailable:
-        await _send_direct(ws, codec, p.error_frame(
-            ErrorCode.UNAVAILABLE, "the server cannot reach its broker, retry", hello.id))
-        await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
-        return None
-    if not replica.state.settings.guests:
-        await _auth_failed(ws, codec, hello, "this room needs a sign-in token", room, ip)
+    if not await _admits_guests(ws, hub, room, codec, hello, ip):
         return None
     if hello.name is None:
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
         return None
     return guest(hello.name)
+
+
+async def _admits_guests(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.Hello,
+                         ip: str) -> bool:
+    """Whether the room admits guests now; if not, the client has been turned away."""
+    try:
+        replica = await hub.replica(room)
+    except BrokerUnavailable:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.UNAVAILABLE, "the server cannot reach its broker, retry", hello.id))
+        await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
+        return False
+    if not replica.state.settings.guests:
+        await _auth_failed(ws, codec, hello, "this room needs a sign-in token", room, ip)
+        return False
+    return True
 
 
 async def _auth_failed(ws: WebSocket, codec: Codec, hello: p.Hello, why: str, room: str,
@@ -248,6 +282,9 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         await _refuse(ws, CloseCode.FORBIDDEN, "banned", room=room, uid=identity.uid, ip=ip)
         return
     conn = Connection(ws.send, codec, identity, ip, config.send_queue)
+    if identity.guest:
+        conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
+                                sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
     conn.start()
     try:
         await hub.join(conn, room, hello.since, hello.epoch)
@@ -296,6 +333,13 @@ async def _read_loop(ws: WebSocket, hub: Hub, conn: Connection, codec: Codec,
             continue
         if isinstance(req, p.Hello):
             conn.send(p.error_frame(ErrorCode.BAD_FRAME, "already joined", req.id))
+            continue
+        if not hub.accepting:
+            # Shutting down: the requests already begun are finished and answered, none is
+            # begun now, so that the hub's wait for them ends and no commit goes unanswered.
+            metrics.REQUESTS.labels(kind, ErrorCode.UNAVAILABLE).inc()
+            conn.send(p.error_frame(ErrorCode.UNAVAILABLE, "server shutting down: nothing "
+                                    "was published, retry after reconnecting", req.id))
             continue
         await hub.handle(conn, req)
 

@@ -92,6 +92,17 @@ class Broker(abc.ABC):
         """The first commit made with idempotency ``key``, if still remembered."""
         return None
 
+    async def renew_epoch(self, room: str, epoch: str) -> str:
+        """Give ``room``'s log a new epoch if it is still ``epoch``; the epoch it has now.
+
+        For a log that lost its newest events but kept its name (Redis restored from
+        an older snapshot, or failed over to a replica that lagged): what it still
+        holds stays readable, and no position in the lost events can be taken for one
+        in the log as it goes on. This base keeps the epoch: its logs cannot lose
+        their newest events.
+        """
+        return epoch
+
     @abc.abstractmethod
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> History:
         """The room's logged events with ``seq > after``, oldest first."""

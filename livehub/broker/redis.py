@@ -107,6 +107,15 @@ if not head then return {epoch, -1, evs} end
 return {epoch, tonumber(head), evs}
 """
 
+# KEYS: seq, log, epoch   ARGV: new_epoch, the epoch to replace
+RENEW_EPOCH_LUA: Final = _ENSURE_EPOCH + """
+if epoch == ARGV[2] then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[3], epoch)
+end
+return epoch
+"""
+
 _Frame = tuple[str, int, list[dict[str, Any]]]
 
 
@@ -158,6 +167,7 @@ class RedisBroker(Broker):
         self._sub_pool: ConnectionPool | None = None
         self._commit_script: Any = None
         self._read_script: Any = None
+        self._renew_script: Any = None
         self._enc = msgspec.msgpack.Encoder()
         self._frame_dec = msgspec.msgpack.Decoder(_Frame)
         self._event_dec = msgspec.msgpack.Decoder(dict[str, Any])
@@ -219,6 +229,7 @@ class RedisBroker(Broker):
         self._redis = Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._commit_script = self._redis.register_script(COMMIT_LUA)
         self._read_script = self._redis.register_script(READ_LUA)
+        self._renew_script = self._redis.register_script(RENEW_EPOCH_LUA)
         name = "livehub-sub-" + re.sub(r"[^!-~]", "_", self.process_id)
         # RESP2 so pub/sub messages are plain replies; no redis-py health checks, which
         # would read from the socket behind our reader's back.
@@ -328,6 +339,18 @@ class RedisBroker(Broker):
         if stored_epoch != _text(epoch):
             return None  # a key from a lost log points at nothing
         return Commit(seq=int(seq), epoch=stored_epoch, ref=ref, duplicate=True)
+
+    async def renew_epoch(self, room: str, epoch: str) -> str:
+        self._check_ready()
+        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch")]
+        try:
+            res = await asyncio.wait_for(
+                self._renew_script(keys=keys, args=[secrets.token_hex(8), epoch]),
+                self.command_timeout,
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        return _text(res)
 
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> History:
         """Reads in pages of ``read_page`` entries, so no call blocks Redis for long.

@@ -239,7 +239,9 @@ async def test_subprotocol_negotiation(server: LivehubProcess) -> None:
 
 async def test_token_sign_in_and_bad_tokens(server: LivehubProcess) -> None:
     c = await Client.join(server.ws_url, "members", token=token("moderator", "Mo", sub="mo-1"))
-    assert c.welcome["me"] == {"uid": "mo-1", "name": "Mo", "role": "moderator"}
+    me = c.welcome["me"]
+    assert (me["uid"], me["name"], me["role"]) == ("mo-1", "Mo", "moderator")
+    assert "guest" not in me and "token" not in me
     await c.close()
     other_secret = "another-secret-that-is-long-enough-for-hs256"
     unknown_role = jwt.encode({"sub": "x", "name": "X", "role": "admin", "exp": 2**40},
@@ -293,3 +295,24 @@ async def test_slow_mode_refuses_quick_second_post(server: LivehubProcess) -> No
     await asyncio.sleep(2.1)
     assert (await a.request({"t": "post", "text": "three"}))["t"] == "ok"
     await a.close()
+
+
+async def test_a_guest_comes_back_as_the_same_guest_with_its_token(
+        server: LivehubProcess) -> None:
+    first = await guest(server, "Returning Rita")
+    me = first.welcome["me"]
+    assert me["guest"] is True and isinstance(me["token"], str)
+    ok = await first.request({"t": "post", "text": "before", "id": "rita-1"})
+    await first.close()
+    back = await Client.join(server.ws_url, "lobby", token=me["token"])
+    assert back.welcome["me"]["uid"] == me["uid"] and back.welcome["me"]["guest"] is True
+    # The same id from the same guest is the same post, not a second one.
+    again = await back.request({"t": "post", "text": "before", "id": "rita-1"})
+    assert (again["mid"], again["seq"]) == (ok["mid"], ok["seq"])
+    await back.close()
+    # A guest token is for its own room, and only where guests are admitted.
+    for room in ("lobby-2", "members"):
+        c = await Client.connect(server.ws_url, room)
+        await c.send({"t": "hello", "token": me["token"]})
+        assert (await c.recv())["code"] == "auth_failed"
+        assert (await c.expect_close()).code == 4401

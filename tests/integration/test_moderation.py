@@ -246,3 +246,25 @@ async def test_moderation_record_is_in_the_log(rooms_server: LivehubProcess,
     await watcher.close()
     for role in ROLES:
         await c.clients[role].close()
+
+
+async def test_welcome_tells_a_user_their_mute_and_votes_and_moderators_the_record(
+        rooms_server: LivehubProcess, fresh_room: Callable[[], str]) -> None:
+    c = await cast(rooms_server, fresh_room())
+    mod = c.clients["moderator"]
+    assert (await c.target.request({"t": "vote", "qid": c.qid, "up": True}))["t"] == "ok"
+    assert (await mod.request({"t": "mute", "uid": "target-1", "seconds": 600}))["t"] == "ok"
+    assert (await mod.request({"t": "ban", "uid": "participant-1"}))["t"] == "ok"
+    again = await Client.join(rooms_server.ws_url, c.room,
+                              token=token("participant", "Target", sub="target-1"))
+    me = again.welcome["me"]
+    assert me["votes"] == [c.qid] and isinstance(me["muted_until"], int)
+    assert "moderation" not in again.welcome
+    watcher = await Client.join(rooms_server.ws_url, c.room,
+                                token=token("moderator", "Auditor", sub="auditor"))
+    record = watcher.welcome["moderation"]
+    assert [(m["uid"], m["name"]) for m in record["mutes"]] == [("target-1", "Target")]
+    assert [b["uid"] for b in record["bans"]] == ["participant-1"]
+    assert "muted_until" not in watcher.welcome["me"]
+    for client in (again, watcher, mod, c.target, c.clients["speaker"]):
+        await client.close()
