@@ -696,7 +696,6 @@ class Hub:
         replica.add(conn)
         online = max(online, len(replica.conns))
         conn.send(replica.welcome(conn, since, epoch, older, online))
-        replica.last_online = online
         self._gauge()
 
     async def leave(self, conn: Connection) -> None:

@@ -227,9 +227,12 @@ def test_keyboard_only(open_room: OpenRoom) -> None:
     vote.focus()
     page.keyboard.press("Enter")
     expect(vote).to_have_attribute("aria-pressed", "true")
-    # Focus is visible: the focused control is drawn with an outline.
-    outline = vote.evaluate("el => getComputedStyle(el).outlineStyle")
-    assert outline == "solid"
+    # Focus is visible: the focused control (kept through the list's redraw) is drawn
+    # with an outline.
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement !== document.body"
+        " && getComputedStyle(document.activeElement).outlineStyle === 'solid'",
+        timeout=5000)
 
 
 def test_narrow_phone_screen_has_no_sideways_scroll(open_room: OpenRoom) -> None:

@@ -50,7 +50,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
         ) -> subprocess.CompletedProcess[str]:
     """``livehub ARGS...`` as a child process, its output as text."""
     return subprocess.run([sys.executable, "-m", "livehub", *args], cwd=REPO,
