@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import structlog
 
@@ -43,6 +43,12 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 IDEM_TTL_MS: Final = 600_000
+
+
+class Greeting(Protocol):
+    """A connection that has not joined a room yet (the transport's WebSocket)."""
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
 def now_ms() -> int:
@@ -397,6 +403,7 @@ class RoomReplica:
                     epoch = await self.hub.broker.renew_epoch(self.id, history.epoch)
                 break
             except BrokerUnavailable:
+                metrics.BROKER_ERRORS.labels("read").inc()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._filling = False
@@ -475,6 +482,8 @@ class RoomReplica:
             for conn in [c for c in self.conns if c.actor.uid == ev["uid"]]:
                 conn.send(p.error_frame(ErrorCode.BANNED, "you were banned from this room"))
                 conn.close(CloseCode.FORBIDDEN, "banned")
+        elif t == "room":
+            self.hub.update_gauges()  # the room may have opened or closed
 
     def broadcast(self, view: Callable[[Role], Event | None]) -> None:
         """Send each audience its view of one event, encoded once per (role, codec)."""
@@ -606,6 +615,7 @@ class Hub:
         self._presence_task: asyncio.Task[None] | None = None
         self.connections_by_ip: dict[str, int] = {}
         self.accepting = True
+        self.greeting: set[Greeting] = set()  # connections still before their hello
         self.inflight = 0  # requests between decide and their answer
         self._idle = asyncio.Event()
         self._idle.set()
@@ -623,12 +633,19 @@ class Hub:
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
+        for ws in list(self.greeting):
+            asyncio.get_running_loop().create_task(self._close_greeting(ws, reason))
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
         writers = [c.writer for c in conns if c.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=2.0)
+
+    @staticmethod
+    async def _close_greeting(ws: Greeting, reason: str) -> None:
+        with contextlib.suppress(Exception):  # it may be closing or gone already
+            await ws.close(code=CloseCode.TRY_AGAIN, reason=reason[:120])
 
     # -- Listener (called by the broker) ---------------------------------------------
 
@@ -688,6 +705,7 @@ class Hub:
                 try:
                     older = (await self.broker.read(room, since or 0)).events
                 except BrokerUnavailable:
+                    metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
             await self._set_online(replica, len(replica.conns) + 1)
             online = (await self._online([room])).get(room, 0)
@@ -696,7 +714,7 @@ class Hub:
         replica.add(conn)
         online = max(online, len(replica.conns))
         conn.send(replica.welcome(conn, since, epoch, older, online))
-        self._gauge()
+        self.update_gauges()
 
     async def leave(self, conn: Connection) -> None:
         replica = conn.replica
@@ -704,7 +722,7 @@ class Hub:
             return
         replica.remove(conn)
         conn.replica = None
-        self._gauge()
+        self.update_gauges()
         if not replica.conns:
             await self._report_online(replica)
             # Keep an empty room's replica (and subscription) a while: people reload
@@ -717,6 +735,7 @@ class Hub:
         if replica.conns or self.replicas.get(replica.id) is not replica:
             return
         del self.replicas[replica.id]
+        self.update_gauges()
         task = asyncio.current_task()
         assert task is not None
         self._dropping[replica.id] = task
@@ -748,6 +767,7 @@ class Hub:
         try:
             return await self.broker.online(rooms)
         except BrokerUnavailable:
+            metrics.BROKER_ERRORS.labels("online").inc()
             return {r: len(self.replicas[r].conns) if r in self.replicas else 0 for r in rooms}
 
     async def online_all(self) -> dict[str, int]:
@@ -776,7 +796,7 @@ class Hub:
                 frame = {"t": "presence", "online": online}
                 replica.broadcast(lambda role, frame=frame: frame)  # type: ignore[misc]
 
-    def _gauge(self) -> None:
+    def update_gauges(self) -> None:
         by_state = {"open": 0, "closed": 0}
         rooms = {"open": 0, "closed": 0}
         for replica in self.replicas.values():

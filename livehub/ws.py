@@ -263,8 +263,14 @@ async def _auth_failed(ws: WebSocket, codec: Codec, hello: p.Hello, why: str, ro
 
 
 async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> None:
-    signed_in = await _hello(ws, hub, room, codec, ip)
-    if signed_in is None:
+    # Until it has joined, a connection is in no room: the hub tracks it here so a
+    # shutdown can close it with 1013 too.
+    hub.greeting.add(ws)
+    try:
+        signed_in = await _hello(ws, hub, room, codec, ip)
+    finally:
+        hub.greeting.discard(ws)
+    if signed_in is None or not hub.accepting:
         return
     identity, hello = signed_in
     structlog.contextvars.bind_contextvars(uid=identity.uid, role=str(identity.role))
