@@ -37,6 +37,7 @@ from livehub.room import (
     replay,
     view,
 )
+from tests.unit.test_room import snapshot
 
 BOUNDED = settings(max_examples=200, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -242,27 +243,6 @@ def resolve(obj: dict[str, Any], mids: list[str], qids: list[str]) -> dict[str, 
 
 def fresh(initial: RoomSettings) -> RoomState:
     return RoomState("r", settings=RoomSettings(**initial.to_wire()))
-
-
-def snapshot(state: RoomState) -> dict[str, Any]:
-    return {
-        "messages": [(mid, dict(ev)) for mid, ev in state.messages.items()],
-        "pinned": list(state.pinned),
-        "questions": [
-            (q.qid, q.uid, q.name, q.text, q.state, q.seq, q.ts, q.anonymous, q.guest,
-             sorted(q.voters), [dict(a) for a in q.answers], q.shown)
-            for q in state.questions.values()
-        ],
-        "answering": state.answering,
-        "mutes": dict(state.mutes),
-        "bans": sorted(state.bans),
-        "settings": state.settings.to_wire(),
-        "open": state.open,
-        "seq": state.seq,
-        "last_post": dict(state.last_post),
-        "names": dict(state.names),
-        "deleted": sorted(state.deleted),
-    }
 
 
 def rebuild(initial: RoomSettings, log: list[Event]) -> RoomState:
