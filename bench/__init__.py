@@ -1,0 +1,1 @@
+"""livehub's load generator, scenarios and peer servers (see docs/benchmarks.md)."""

@@ -1,0 +1,1 @@
+"""Peer servers measured in the same harness as livehub (see docs/benchmarks.md)."""
