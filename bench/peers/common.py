@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import signal
@@ -56,3 +57,14 @@ def run_processes(target: Callable[..., Any], workers: int, args: tuple[Any, ...
         proc.join(5)
         if proc.is_alive():
             proc.kill()
+
+
+def serve_main(doc: str | None, worker: Callable[..., Any], default_port: int) -> None:
+    """The command line every peer shares: host, port, optional Redis, workers."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=default_port)
+    ap.add_argument("--redis", default=None)
+    ap.add_argument("--workers", type=int, default=1)
+    a = ap.parse_args()
+    run_processes(worker, a.workers, (a.host, a.port, a.redis))

@@ -12,7 +12,6 @@ no sticky sessions.
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import socketio
 import uvicorn
 
-from bench.peers.common import reuseport_socket, run_processes
+from bench.peers.common import reuseport_socket, serve_main
 
 
 def make_app(redis_url: str | None) -> Any:
@@ -63,13 +62,7 @@ def _worker(host: str, port: int, redis_url: str | None) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8200)
-    ap.add_argument("--redis", default=None)
-    ap.add_argument("--workers", type=int, default=1)
-    a = ap.parse_args()
-    run_processes(_worker, a.workers, (a.host, a.port, a.redis))
+    serve_main(__doc__, _worker, 8200)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ pattern subscription receives: a plain relay through Redis pub/sub.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import secrets
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from bench.peers.common import reuseport_socket, run_processes
+from bench.peers.common import reuseport_socket, serve_main
 
 CHANNEL = "bench:ws:"
 _enc = msgspec.msgpack.Encoder()
@@ -121,13 +120,7 @@ def _worker(host: str, port: int, redis_url: str | None) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8100)
-    ap.add_argument("--redis", default=None)
-    ap.add_argument("--workers", type=int, default=1)
-    a = ap.parse_args()
-    run_processes(_worker, a.workers, (a.host, a.port, a.redis))
+    serve_main(__doc__, _worker, 8100)
 
 
 if __name__ == "__main__":
