@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,11 +10,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from livehub import metrics
-from livehub import room as core
+from livehub.broker.base import BrokerUnavailable
 from livehub.hub import Hub
 from livehub.programme import Session
-
-_SUMMARY_TTL = 2.0  # seconds a folded summary of a room served elsewhere is reused
+from livehub.room_status import room_status
 
 
 def _hub(request: Request) -> Hub:
@@ -54,34 +52,25 @@ def session_wire(session: Session) -> dict[str, Any]:
     }
 
 
-async def _room_state(hub: Hub, session: Session, cache: dict[str, Any]) -> core.RoomState:
-    """The room's state: the live replica here, else a short-lived fold of its log."""
-    replica = hub.replicas.get(session.slug)
-    if replica is not None and replica.ready.is_set():
-        return replica.state
-    hit = cache.get(session.slug)
-    if hit is not None and time.monotonic() - hit[0] < _SUMMARY_TTL:
-        state: core.RoomState = hit[1]
-        return state
-    state = core.RoomState(room=session.slug, title=session.title, settings=core.RoomSettings(
-        slow_mode=session.slow_mode, guests=session.guests, premoderate=session.premoderate))
-    history = await hub.broker.read(session.slug, 0)
-    for ev in history.events:
-        core.apply(state, ev)
-    cache[session.slug] = (time.monotonic(), state)
-    return state
-
-
 async def api_rooms(request: Request) -> Response:
+    """The programme with each room's state, settings, counts and ``online``.
+
+    Reads one small summary record per room (pipelined, :mod:`livehub.summary`) and the
+    online counts, never a room's log; 503 with a JSON message while the broker is away.
+    """
     hub = _hub(request)
-    cache: dict[str, Any] = request.app.state.summary_cache
+    slugs = [s.slug for s in hub.programme.sessions]
+    try:
+        records = await hub.broker.summaries(slugs)
+    except BrokerUnavailable as exc:
+        metrics.BROKER_ERRORS.labels("summaries").inc()
+        return JSONResponse({"error": "unavailable",
+                             "message": f"the server cannot reach its broker ({exc}); retry"},
+                            status_code=503, headers={"Retry-After": "5"})
     online = await hub.online_all()
-    rooms = []
-    for session in hub.programme.sessions:
-        state = await _room_state(hub, session, cache)
-        rooms.append({**session_wire(session), "state": state.state_name,
-                      "settings": state.settings.to_wire(),
-                      "online": online.get(session.slug, 0)})
+    rooms = [{**session_wire(session), **room_status(hub, session, records.get(session.slug)),
+              "online": online.get(session.slug, 0)}
+             for session in hub.programme.sessions]
     return JSONResponse({"conference": {"title": hub.programme.title}, "rooms": rooms})
 
 

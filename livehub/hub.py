@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol, cast
 
 import structlog
 
-from livehub import metrics
+from livehub import metrics, welcome_bounds
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -332,7 +332,7 @@ class RoomReplica:
         self.state = self._fresh_state("")
         self.conns: set[Connection] = set()
         self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
-        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self.recent: deque[Event] = deque(maxlen=max(RECENT_EVENTS, hub.config.max_replay))
         self.ready = asyncio.Event()
         self.failed = False  # its first load failed; it is not in the hub's replicas
         self._backlog: list[tuple[str, list[Event]]] = []
@@ -555,8 +555,10 @@ class RoomReplica:
             "epoch": state.epoch,
             "online": online,
             "pinned": core.pinned(state),
-            "questions": core.questions_view(state, role),
         }
+        # At most 200, the one on stage first (welcome_bounds; PROTOCOL.md).
+        sent = welcome_bounds.welcome_questions(state, role)
+        frame["questions"] = [core.question_view(q, role, with_answers=True) for q in sent]
         me = frame["me"]
         if conn.actor.guest:
             me["guest"] = True
@@ -565,7 +567,7 @@ class RoomReplica:
         now = now_ms()
         if state.is_muted(conn.actor.uid, now):
             me["muted_until"] = state.mutes[conn.actor.uid]
-        me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        me["votes"] = [q.qid for q in sent if conn.actor.uid in q.voters]
         if role is Role.MODERATOR:
             frame["moderation"] = {
                 "mutes": [{"uid": uid, "name": state.names.get(uid), "until": until}
@@ -583,9 +585,12 @@ class RoomReplica:
 
     def _since(self, since: int, epoch: str | None, older: list[Event] | None
                ) -> list[Event] | None:
-        """Every applied event after ``since``, or None when they cannot all be had."""
+        """Every applied event after ``since``, or None when they cannot all be had
+        (another epoch, or more than ``max_replay`` of them)."""
         state = self.state
         if (epoch is not None and epoch != state.epoch) or since > state.seq:
+            return None
+        if state.seq - since > self.hub.config.max_replay:
             return None
         if since == state.seq:
             return []
@@ -600,8 +605,14 @@ class RoomReplica:
             return None
         return events
 
-    def needs_log_read(self, since: int | None) -> bool:
-        if since is None or since >= self.state.seq:
+    def needs_log_read(self, since: int | None, epoch: str | None = None) -> bool:
+        """Whether replaying after ``since`` needs the log: never for a ``since`` out
+        of the replay window or from another epoch (those get the plain window)."""
+        state = self.state
+        if since is None or since >= state.seq or since < 0:
+            return False
+        if (epoch is not None and epoch != state.epoch) or (
+                state.seq - since > self.hub.config.max_replay):
             return False
         return not self.recent or self.recent[0]["seq"] > since + 1
 
@@ -705,9 +716,11 @@ class Hub:
         while True:
             replica = await self.replica(room)
             older: list[Event] | None = None
-            if replica.needs_log_read(since):
-                try:
-                    older = (await self.broker.read(room, since or 0)).events
+            if replica.needs_log_read(since, epoch):
+                try:  # one bounded read: at most max_replay events (needs_log_read)
+                    after = since or 0
+                    older = (await self.broker.read(
+                        room, after, limit=replica.state.seq - after)).events
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
@@ -717,7 +730,10 @@ class Hub:
                 break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
         online = max(online, len(replica.conns))
-        conn.send(replica.welcome(conn, since, epoch, older, online))
+        frame = replica.welcome(conn, since, epoch, older, online)
+        conn.push(welcome_bounds.encode_welcome(
+            frame, conn.codec, lambda: core.history(replica.state),
+            max_replay_bytes=self.config.max_replay_bytes))
         self.update_gauges()
 
     async def leave(self, conn: Connection) -> None:

@@ -8,6 +8,7 @@ so the scripts below stay single-slot)::
     {ns}:{room}:log          stream  entry id "<seq>-0", field "p" = msgpack event without seq
     {ns}:{room}:idem:<key>   string  "<seq> <epoch> <ref>", EX idem_ttl
     {ns}:{room}:online       hash    process_id -> people this process has in the room
+    {ns}:{room}:summary      hash    the room's summary (livehub.summary), by the commit script
     {ns}:{room}:ch           pub/sub channel
     {ns}:proc:<process_id>   string  heartbeat, PX heartbeat_ttl
 
@@ -18,6 +19,11 @@ already), so the server never re-encodes and a receiver decodes the whole batch 
 One dedicated pub/sub connection per process, owned by a supervisor task: it connects,
 (re)subscribes, proves liveness with PINGs that need a real reply, and on any failure
 reconnects with backoff and asks the listener to resync each room from the log.
+
+Being ``ready`` (``/readyz``, commits accepted) depends only on commands being answered,
+which a probe task checks with a PING every ``health_interval`` (and at once after a
+failed call): losing the pub/sub connection alone does not refuse commits, since the
+resync fills in from the log what was published meanwhile (PROTOCOL.md).
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from livehub import summary
 from livehub.broker.base import Broker, BrokerUnavailable, Commit, Event, History, Listener
 
 log = logging.getLogger(__name__)
 
-# ARGV: new_epoch, max_log (0 = keep all), idem_ttl, ref, channel, payload...
-# KEYS: seq, log, epoch[, idem]
+# ARGV: new_epoch, max_log (0 = keep all), idem_ttl, ref, channel, summary, payload...
+# KEYS: seq, log, epoch, summary[, idem]
+# summary: msgpack [{field: value to set}, {field: amount to add}] (livehub.summary.Delta)
 _ENSURE_EPOCH: Final = """
 local epoch = redis.call('GET', KEYS[3])
 -- No epoch: the log was lost (flush, restart without persistence, eviction) or the room
@@ -60,22 +68,30 @@ end
 """
 
 COMMIT_LUA: Final = _ENSURE_EPOCH + """
-if #KEYS == 4 then
-  local seen = redis.call('GET', KEYS[4])
+if #KEYS == 5 then
+  local seen = redis.call('GET', KEYS[5])
   if seen then
     local s, e, r = string.match(seen, '^(%d+) (%S+) (.*)$')
     -- A key from a lost epoch points at an event that is gone: commit again.
     if e == epoch then return {tonumber(s), epoch, r} end
   end
 end
-local n = #ARGV - 5
+local n = #ARGV - 6
 local last
 if n > 0 then
   last = redis.call('INCRBY', KEYS[1], n)
   local first = last - n + 1
   for i = 1, n do
-    redis.call('XADD', KEYS[2], (first + i - 1) .. '-0', 'p', ARGV[5 + i])
+    redis.call('XADD', KEYS[2], (first + i - 1) .. '-0', 'p', ARGV[6 + i])
   end
+  -- The summary describes this epoch's log only: a new log starts a new summary.
+  if redis.call('HGET', KEYS[4], 'epoch') ~= epoch then
+    redis.call('DEL', KEYS[4])
+  end
+  local spec = cmsgpack.unpack(ARGV[6])
+  for k, v in pairs(spec[1]) do redis.call('HSET', KEYS[4], k, v) end
+  for k, v in pairs(spec[2]) do redis.call('HINCRBY', KEYS[4], k, v) end
+  redis.call('HSET', KEYS[4], 'epoch', epoch, 'seq', last)
   local max_log = tonumber(ARGV[2])
   if max_log > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', max_log) end
   local hdr
@@ -89,12 +105,12 @@ if n > 0 then
   end
   -- msgpack [epoch, first, [payload...]]: 0x93 = fixarray(3); payloads are maps already.
   redis.call('PUBLISH', ARGV[5],
-             '\\147' .. cmsgpack.pack(epoch, first) .. hdr .. table.concat(ARGV, '', 6))
+             '\\147' .. cmsgpack.pack(epoch, first) .. hdr .. table.concat(ARGV, '', 7))
 else
   last = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
-if #KEYS == 4 then
-  redis.call('SET', KEYS[4], last .. ' ' .. epoch .. ' ' .. ARGV[4], 'EX', ARGV[3])
+if #KEYS == 5 then
+  redis.call('SET', KEYS[5], last .. ' ' .. epoch .. ' ' .. ARGV[4], 'EX', ARGV[3])
 end
 return {last, epoch}
 """
@@ -179,7 +195,9 @@ class RedisBroker(Broker):
         self._conn: AbstractConnection | None = None
         # One FIFO per channel: Redis confirms each SUBSCRIBE of a channel in order.
         self._sub_waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
-        self._ready = False
+        self._sub_ready = False  # the pub/sub connection is up and subscribed
+        self._cmd_ok = False  # commands are answered (the last probe or call said so)
+        self._cmd_probe: asyncio.Event | None = None  # set: probe commands now
         self._connected_once = False
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -206,7 +224,12 @@ class RedisBroker(Broker):
 
     @property
     def ready(self) -> bool:
-        return self._ready and not self._closed
+        return self._cmd_ok and not self._closed
+
+    @property
+    def subscribed(self) -> bool:
+        """True while the pub/sub connection is up (events arrive as published)."""
+        return self._sub_ready and not self._closed
 
     async def start(self) -> None:
         """Connect, waiting up to ``connect_timeout`` for Redis; never fails if it is down.
@@ -240,9 +263,12 @@ class RedisBroker(Broker):
         self._probe = asyncio.Event()
         self._rx = asyncio.Event()
         self._beat_now = asyncio.Event()
+        self._cmd_probe = asyncio.Event()
+        self._cmd_probe.set()  # first probe at once
         self._tasks = [
             asyncio.create_task(self._supervise(), name="livehub-redis-pubsub"),
             asyncio.create_task(self._heartbeat(), name="livehub-redis-heartbeat"),
+            asyncio.create_task(self._probe_commands(), name="livehub-redis-probe"),
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -254,7 +280,7 @@ class RedisBroker(Broker):
             return
         self._closed = True
         redis = self._redis
-        if redis is not None and self._ready:
+        if redis is not None and self._cmd_ok:
             # A clean exit takes our people out of the counts at once, not after the TTL.
             async def forget() -> None:
                 pipe = redis.pipeline(transaction=False)
@@ -264,7 +290,7 @@ class RedisBroker(Broker):
                 await pipe.execute()
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(forget(), self.command_timeout)
-        self._ready = False
+        self._cmd_ok = self._sub_ready = False
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -281,6 +307,8 @@ class RedisBroker(Broker):
             log.warning("redis broker: %s: %s", type(exc).__name__, exc)
             if self._probe is not None:
                 self._probe.set()  # a failed call may be the first sign: check now
+            if self._cmd_probe is not None:
+                self._cmd_probe.set()
         return BrokerUnavailable("redis unreachable" if exc is None else str(exc) or "timeout")
 
     def _check_ready(self) -> None:
@@ -299,12 +327,15 @@ class RedisBroker(Broker):
             enc(ev) if "seq" not in ev else enc({k: v for k, v in ev.items() if k != "seq"})
             for ev in events
         ]
-        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch")]
+        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch"),
+                self._key(room, "summary")]
         if idem is not None:
             keys.append(self._key(room, f"idem:{idem[0]}"))
+        change = summary.delta(events)
         args: list[Any] = [
             secrets.token_hex(8), self.max_log or 0, max(1, int(idem_ttl)),
-            idem[1] if idem is not None else "", self._channel(room), *payloads,
+            idem[1] if idem is not None else "", self._channel(room),
+            enc([change.set, change.add]), *payloads,
         ]
         try:
             res = await asyncio.wait_for(
@@ -395,6 +426,21 @@ class RedisBroker(Broker):
             ev["seq"] = int(entry_id.partition(b"-")[0])
             events.append(ev)
         return res[0].decode(), int(res[1]), events
+
+    async def summaries(self, rooms: list[str]) -> dict[str, dict[str, str]]:
+        """Every room's summary hash in one pipelined round trip."""
+        self._check_ready()
+        assert self._redis is not None
+        pipe = self._redis.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hgetall(self._key(room, "summary"))
+        try:
+            tables: list[dict[bytes, bytes]] = await asyncio.wait_for(
+                pipe.execute(), self.command_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        return {room: {k.decode(): v.decode() for k, v in table.items()}
+                for room, table in zip(rooms, tables, strict=True)}
 
     # --- subscriptions ------------------------------------------------------
 
@@ -492,7 +538,7 @@ class RedisBroker(Broker):
                     self.reconnects += 1
                     log.info("redis broker: pub/sub reconnected, %d rooms", len(rooms))
                 self._connected_once = True
-                self._ready = True
+                self._sub_ready = self._cmd_ok = True  # it answered: commands work too
                 attempt = 0
                 self._first_ready.set()
                 assert self._beat_now is not None
@@ -514,7 +560,9 @@ class RedisBroker(Broker):
                 if attempt == 0:  # once per outage, not once per retry
                     log.warning("redis broker: pub/sub down: %s: %s", type(exc).__name__, exc)
             finally:
-                self._ready = False
+                self._sub_ready = False
+                if self._cmd_probe is not None:
+                    self._cmd_probe.set()  # is it only pub/sub, or Redis? ask now
                 if self._conn is conn:
                     self._conn = None
                 if reader is not None:
@@ -697,6 +745,32 @@ class RedisBroker(Broker):
                 pipe.hdel(self._key(room, "online"), *pids)
             await pipe.execute()
         return out
+
+    async def _probe_commands(self) -> None:
+        """Keep ``ready`` true exactly while Redis answers commands (a PING)."""
+        assert self._cmd_probe is not None and self._first_ready is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cmd_probe.wait(), self.health_interval)
+            self._cmd_probe.clear()
+            if self._redis is None:
+                continue
+            try:
+                await asyncio.wait_for(self._redis.ping(), self.health_timeout)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self._cmd_ok:
+                    log.warning("redis broker: commands unanswered: %s: %s",
+                                type(exc).__name__, exc)
+                    self.errors += 1
+                self._cmd_ok = False
+                continue
+            if not self._cmd_ok:
+                log.info("redis broker: commands answered%s",
+                         "" if self._sub_ready else " (pub/sub still reconnecting)")
+                assert self._beat_now is not None
+                self._beat_now.set()
+            self._cmd_ok = True
+            self._first_ready.set()
 
     async def _heartbeat(self) -> None:
         """Refresh our heartbeat and rewrite every local count (heals lost or pruned fields)."""

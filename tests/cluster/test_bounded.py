@@ -1,0 +1,108 @@
+"""Bounded cost on Redis, through two real server processes (issue 14).
+
+Losing the pub/sub connection while Redis answers commands refuses nothing; replay
+after a far `since` reads nothing from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.cluster.conftest import (
+    Cluster,
+    Member,
+    assert_same_gap_free_stream,
+    close_all,
+    eventually,
+    http_get,
+    join_all,
+    numsub,
+)
+from tests.cluster.test_redis_failures import Chatter
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(scope="module")
+def pair(namespace: str, programme: Path, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[RedisServer, Cluster]]:
+    """A private redis-server (its pub/sub clients are killed) and two processes."""
+    server = RedisServer().start()
+    cl = Cluster(server.url, namespace, programme, tmp_path_factory.mktemp("bounded"),
+                 env={"LIVEHUB_MAX_REPLAY": "100"})
+    try:
+        yield server, cl.start()
+    finally:
+        cl.stop()
+        server.cleanup()
+
+
+def admin(server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(server.url, socket_timeout=5)
+
+
+async def test_pubsub_killed_three_times_refuses_no_post(
+        pair: tuple[RedisServer, Cluster], fresh_room: Callable[[], str]) -> None:
+    server, cl = pair
+    ns, room = cl.namespace, fresh_room()
+    r = admin(server)
+    members = [Member(room, f"m{i}") for i in range(4)]  # two on each process
+    await join_all(members, cl.procs)
+    assert numsub(r, ns, room) == 2
+    chatter = Chatter(members).start()
+    for _ in range(3):
+        mark = len(chatter.acked_seqs(members))
+        await eventually(lambda mark=mark: len(chatter.acked_seqs(members)) >= mark + 15,  # type: ignore[misc]
+                         10, "posting")
+        assert r.client_kill_filter(_type="pubsub") == 2
+        # Commands still work: both processes stay ready while they resubscribe.
+        for proc in cl.procs:
+            assert (await http_get(proc, "/readyz")).status_code == 200
+        await eventually(lambda: numsub(r, ns, room) == 2, 5, "both resubscribed",
+                         interval=0.002)
+    mark = len(chatter.acked_seqs(members))
+    await eventually(lambda: len(chatter.acked_seqs(members)) >= mark + 15, 10, "posting")
+    last = await chatter.finish()
+    assert chatter.unavailable == 0  # none refused: only pub/sub was lost
+    await asyncio.gather(*(m.catch_up(last) for m in members))
+    assert_same_gap_free_stream(members, 1, last)  # every post delivered to everyone
+    for m in members:
+        assert len({ev["mid"] for ev in m.msgs()}) == last
+    r.close()
+    await close_all(members)
+
+
+async def test_far_since_reads_nothing_from_the_log(
+        pair: tuple[RedisServer, Cluster], fresh_room: Callable[[], str]) -> None:
+    server, cl = pair
+    room = fresh_room()
+    r = admin(server)
+    poster = Member(room, "poster", "moderator")
+    await poster.join(cl.procs[0])
+    for i in range(300):
+        await poster.post(f"p{i}", f"p{i}")
+    late = Member(room, "late")
+    await late.join(cl.procs[0])  # the replica is loaded
+    head = late.seq
+    r.config_resetstat()
+    for since in (0, head - 150):  # beyond LIVEHUB_MAX_REPLAY=100
+        c = Member(room, f"far{since}")
+        c.epoch, c.seq = late.epoch, since
+        welcome = await c.join(cl.procs[0])
+        assert welcome["recovered"] is False and len(welcome["history"]) == 100
+        await close_all([c])
+    stats = r.info("commandstats")
+    assert "cmdstat_xrange" not in stats and "cmdstat_xrevrange" not in stats, stats
+    # Inside the window it is recovered.
+    near = Member(room, "near")
+    near.epoch, near.seq = late.epoch, head - 60
+    welcome = await near.join(cl.procs[1])
+    assert welcome["recovered"] is True and len(welcome["history"]) == 60
+    r.close()
+    await close_all([poster, late, near])
