@@ -30,6 +30,7 @@ from livehub.limits_log import refused
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
+from livehub.supervisor import Supervisor
 
 log = structlog.get_logger("livehub.hub")
 
@@ -45,6 +46,7 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 IDEM_TTL_MS: Final = 600_000
+JOIN_WAIT: Final = 10.0  # seconds a join waits for its room to (re)load before `unavailable`
 
 
 class Greeting(Protocol):
@@ -170,13 +172,16 @@ class Connection:
         "guest_token",
         "ip",
         "max_queue",
+        "max_queue_bytes",
         "queue",
+        "queued_bytes",
         "replica",
         "writer",
     )
 
     def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
-                 max_queue: int, addr: str | None = None) -> None:
+                 max_queue: int, addr: str | None = None, *,
+                 max_queue_bytes: int = 4 * 1024 * 1024) -> None:
         # Starlette's WebSocket.send re-checks its state machine on every message and then
         # calls the ASGI send it was given: the hub sends that way directly (it only
         # sends "websocket.send" and, once, "websocket.close"). About 15 % less CPU per
@@ -189,6 +194,8 @@ class Connection:
                                 addr=addr if identity.guest else None)
         self.ip = ip
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes  # the queue's frames' len() (JSON: characters)
+        self.queued_bytes = 0
         self.queue: deque[Frame] = deque()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -214,7 +221,8 @@ class Connection:
     def push(self, frame: Frame) -> None:
         if self.close_code is not None:
             return
-        if len(self.queue) >= self.max_queue:
+        if (len(self.queue) >= self.max_queue
+                or (self.queued_bytes + len(frame) > self.max_queue_bytes and self.queue)):
             metrics.SLOW_READER_CLOSES.inc()
             log.info("slow reader closed", uid=self.actor.uid, ip=self.ip,
                      room=self.replica.id if self.replica else None)
@@ -222,6 +230,7 @@ class Connection:
                        discard=True)
             return
         self.queue.append(frame)
+        self.queued_bytes += len(frame)
         if self._writer_owns or self._marked:
             return  # the writer task, or this iteration's flush, sends it
         if self._flusher is None:
@@ -238,6 +247,7 @@ class Connection:
             self.close_code, self.close_reason = code, reason
             if discard:
                 self.queue.clear()
+                self.queued_bytes = 0
             self._hand_over()
 
     def _hand_over(self) -> None:
@@ -250,13 +260,16 @@ class Connection:
         """The next frame to send: one event, or (backed up) several coalesced."""
         queue = self.queue
         if len(queue) <= coalesce_after:
-            return queue.popleft()
+            frame = queue.popleft()
+            self.queued_bytes -= len(frame)
+            return frame
         batch: list[Frame] = []
         size = 0
         while queue and size < MAX_BATCH_BYTES:
             frame = queue.popleft()
             size += len(frame)
             batch.append(frame)
+        self.queued_bytes -= size
         if len(batch) > 1:
             metrics.COALESCED_FRAMES.inc()
         return self.codec.join(batch)
@@ -395,7 +408,7 @@ class RoomReplica:
     def _fill_gap(self) -> None:
         self._filling = True
         metrics.GAP_FILLS.inc()
-        asyncio.get_running_loop().create_task(self._read_gap())
+        self.hub.tasks.spawn(self._read_gap(), name=f"gap:{self.id}")
 
     async def _read_gap(self) -> None:
         delay = 0.05
@@ -413,6 +426,13 @@ class RoomReplica:
                 break
             except BrokerUnavailable:
                 metrics.BROKER_ERRORS.labels("read").inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception:
+                # A bug or a bad log entry, not an outage: say so, and keep trying, so the
+                # room is not left frozen with `_filling` set.
+                log.exception("gap fill failed; retrying", room=self.id, delay=delay)
+                metrics.BROKER_ERRORS.labels("gap").inc()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._filling = False
@@ -460,7 +480,7 @@ class RoomReplica:
         self._votes.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
-        asyncio.get_running_loop().create_task(self._reload())
+        self.hub.tasks.spawn(self._reload(), name=f"reload:{self.id}")
 
     async def _reload(self) -> None:
         delay = 0.05
@@ -469,6 +489,11 @@ class RoomReplica:
                 await self.load()
                 return
             except BrokerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception:
+                log.exception("room reload failed; retrying", room=self.id, delay=delay)
+                self.state = self._fresh_state(self.state.epoch)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -632,7 +657,7 @@ class Hub:
         self.replicas: dict[str, RoomReplica] = {}
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
-        self._presence_task: asyncio.Task[None] | None = None
+        self.tasks = Supervisor("hub")  # every background task of this hub
         self.connections_by_ip: dict[str, int] = {}
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
@@ -648,24 +673,23 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._presence_task = asyncio.get_running_loop().create_task(self._presence_loop())
+        self.tasks.keep_running(self._presence_loop, name="presence")
 
     async def stop(self, reason: str = "server shutting down: reconnect with since") -> None:
         """Close every client with 1013 (they resume elsewhere) and stop."""
         self.accepting = False
-        if self._presence_task is not None:
-            self._presence_task.cancel()
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
         for ws in list(self.greeting):
-            asyncio.get_running_loop().create_task(self._close_greeting(ws, reason))
+            self.tasks.spawn(self._close_greeting(ws, reason), name="close-greeting")
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
         writers = [c.writer for c in conns if c.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=2.0)
+        await self.tasks.close()
 
     @staticmethod
     async def _close_greeting(ws: Greeting, reason: str) -> None:
@@ -694,7 +718,10 @@ class Hub:
         replica = self.replicas.get(room)
         if replica is not None:
             if not replica.ready.is_set():
-                await replica.ready.wait()
+                try:  # bounded: a room that cannot load answers `unavailable`
+                    await asyncio.wait_for(replica.ready.wait(), JOIN_WAIT)
+                except TimeoutError:
+                    raise BrokerUnavailable(f"room {room} is still loading") from None
                 if replica.failed:
                     raise BrokerUnavailable(f"room {room} could not be loaded")
             return replica
@@ -758,8 +785,8 @@ class Hub:
             # Keep an empty room's replica (and subscription) a while: people reload
             # pages and reconnect, and rebuilding from the log each time is waste.
             loop = asyncio.get_running_loop()
-            loop.call_later(self.config.room_linger,
-                            lambda: loop.create_task(self._drop_if_idle(replica)))
+            loop.call_later(self.config.room_linger, lambda: self.tasks.spawn(
+                self._drop_if_idle(replica), name=f"linger:{replica.id}"))
 
     async def _drop_if_idle(self, replica: RoomReplica) -> None:
         if replica.conns or self.replicas.get(replica.id) is not replica:
@@ -936,7 +963,7 @@ class Hub:
         # Insertion order is time order: drop what has expired from the front.
         while answers:
             first = next(iter(answers))
-            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= 100_000:
+            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= self.config.max_idem_keys:
                 break
             del answers[first]
 

@@ -106,3 +106,42 @@ async def test_far_since_reads_nothing_from_the_log(
     assert welcome["recovered"] is True and len(welcome["history"]) == 60
     r.close()
     await close_all([poster, late, near])
+
+
+async def test_unexpected_failure_in_gap_filling_is_survived(
+        namespace: str, programme: Path, tmp_path: Path,
+        fresh_room: Callable[[], str]) -> None:
+    """Gap fills that raise something else than BrokerUnavailable (a bug, a bad entry):
+    logged, retried, and the room recovers; joins meanwhile do not wait for them."""
+    server = RedisServer().start()
+    cl = Cluster(server.url, namespace, programme, tmp_path, env={"FAULTY_GAP_READS": "5"})
+    cl.procs[0].module = "tests.faulty_serve"
+    try:
+        cl.start()
+        ns, room = cl.namespace, fresh_room()
+        r = admin(server)
+        members = [Member(room, f"m{i}") for i in range(4)]  # m0, m2 on the faulty one
+        await join_all(members, cl.procs)
+        chatter = Chatter([members[1], members[3]]).start()  # posting through process 2
+        await eventually(lambda: len(chatter.acked_seqs(members)) >= 10, 10, "posting")
+        assert r.client_kill_filter(_type="pubsub") == 2  # both resync: process 1's fails
+        await eventually(lambda: numsub(r, ns, room) == 2, 5, "resubscribed")
+        # A join on the faulty process while its gap fill keeps failing is welcomed.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        newcomer = Member(room, "new")
+        await newcomer.join(cl.procs[0])
+        assert loop.time() - started < 3
+        mark = max(chatter.acked_seqs(members))
+        await eventually(lambda: max(chatter.acked_seqs(members)) >= mark + 10, 10, "more")
+        last = await chatter.finish()
+        await asyncio.gather(*(m.catch_up(last, timeout=15) for m in members))
+        assert_same_gap_free_stream(members, 1, last)  # the room recovered on process 1
+        text = cl.procs[0].log_text()
+        assert "injected fault" in text and "gap fill failed; retrying" in text
+        assert "Traceback" in text  # logged with its traceback, not swallowed
+        r.close()
+        await close_all([*members, newcomer])
+    finally:
+        cl.stop()
+        server.cleanup()

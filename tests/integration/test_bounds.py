@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import write_programme
@@ -163,3 +164,69 @@ def test_docs_name_the_bounds() -> None:
     for name in ("LIVEHUB_MAX_REPLAY", "1 MiB", "200 questions"):
         assert name in docs, name
 
+
+
+# --- summaries, idempotency keys and send queues in bytes ------------------------------
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivehubProcess]:
+    """Small byte and key bounds, no keepalive (so the queue bound alone closes)."""
+    tmp = tmp_path_factory.mktemp("tight")
+    proc = LivehubProcess(env={
+        "LIVEHUB_PROGRAMME": str(write_programme(tmp / "programme.toml", rooms=5)),
+        "LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_MAX_IDEM_KEYS": "100",
+        "LIVEHUB_SEND_QUEUE": "100000", "LIVEHUB_SEND_QUEUE_BYTES": str(64 * 1024),
+        "LIVEHUB_PING_INTERVAL": "0", "LIVEHUB_MAX_TEXT": "8000",
+    }, log_path=tmp / "livehub.log").start()
+    yield proc
+    proc.terminate()
+
+
+async def test_api_rooms_reads_summaries(tight: LivehubProcess) -> None:
+    mod = await join(tight, "room-000", "moderator", "mod")
+    await burst(mod, [{"t": "post", "text": f"p{i}"} for i in range(7)]
+                + [{"t": "ask", "text": f"q{i}"} for i in range(3)])
+    assert (await mod.request({"t": "settings", "state": "closed", "slow_mode": 5}))["t"] == "ok"
+    async with httpx.AsyncClient(base_url=tight.url) as http:
+        body = (await http.get("/api/rooms")).json()
+    rooms = {r["id"]: r for r in body["rooms"]}
+    assert rooms["room-000"]["counts"] == {"posts": 7, "questions": 3}
+    assert rooms["room-000"]["state"] == "closed"
+    assert rooms["room-000"]["settings"]["slow_mode"] == 5
+    assert rooms["room-001"]["counts"] == {"posts": 0, "questions": 0}
+    assert rooms["room-001"]["state"] == "open"
+    await mod.close()
+
+
+async def test_idempotency_keys_are_bounded_in_number(tight: LivehubProcess) -> None:
+    poster = await join(tight, "room-001", sub="idem")
+    first = await burst(poster, [{"t": "post", "text": f"i{i}"} for i in range(150)])
+    ids = [f"b{_bursts}-{i}" for i in range(150)]
+    # The newest 100 keys are remembered: a retry gets the first answer.
+    again = await poster.request({"t": "post", "text": "i149", "id": ids[149]})
+    assert again["mid"] == first[149]["mid"]
+    # The oldest are forgotten (LIVEHUB_MAX_IDEM_KEYS=100): a retry that late is new.
+    late = await poster.request({"t": "post", "text": "i0", "id": ids[0]})
+    assert late["t"] == "ok" and late["mid"] != first[0]["mid"]
+    await poster.close()
+
+
+async def test_send_queue_is_bounded_in_bytes(tight: LivehubProcess) -> None:
+    from tests.hardening.rawws import OP_CLOSE, OP_TEXT, RawWebSocket
+
+    slow = await RawWebSocket.connect(tight.port, "/ws/room-002", rcvbuf=2048, limit=1024)
+    await slow.send_frame(OP_TEXT, json.dumps({"t": "hello", "name": "Snail"}).encode())
+    poster = await join(tight, "room-002", sub="fast")
+    pad = "x" * 7000
+    # Far fewer frames than LIVEHUB_SEND_QUEUE, far more bytes than the 64 KiB bound
+    # (and than the socket buffers take), in bursts the poster reads.
+    for k in range(300):
+        answers = await burst(poster, [{"t": "post", "text": f"{k}-{i}{pad}"} for i in range(4)])
+        assert all(a["t"] == "ok" for a in answers)
+    close, _ = await slow.read_until_close(timeout=30)
+    assert close is not None and close.opcode == OP_CLOSE
+    assert close.close_code == 1013 and "send queue" in close.close_reason
+    assert (await poster.request({"t": "post", "text": "still here"}))["t"] == "ok"
+    await poster.close()
+    slow.abort()
