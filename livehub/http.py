@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from functools import partial
+from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -14,6 +17,7 @@ from livehub.broker.base import BrokerUnavailable
 from livehub.hub import Hub
 from livehub.programme import Session
 from livehub.room_status import room_status
+from livehub.single_flight import SingleFlight
 
 
 def _hub(request: Request) -> Hub:
@@ -52,26 +56,47 @@ def session_wire(session: Session) -> dict[str, Any]:
     }
 
 
+_ROOMS_FRESH: Final = 1.0  # seconds one /api/rooms answer serves every poller
+_ROOMS_KEY: Final = "api_rooms"
+
+
 async def api_rooms(request: Request) -> Response:
     """The programme with each room's state, settings, counts and ``online``.
 
     Reads one small summary record per room (pipelined, :mod:`livehub.summary`) and the
     online counts, never a room's log; 503 with a JSON message while the broker is away.
+    Every page polls this: one answer serves all requests within ``_ROOMS_FRESH`` s,
+    and concurrent requests share one broker round trip.
     """
-    hub = _hub(request)
-    slugs = [s.slug for s in hub.programme.sessions]
+    state = request.app.state
+    cache: dict[str, Any] = state.summary_cache
+    hit = cache.get(_ROOMS_KEY)
+    if (hit is not None and time.monotonic() - hit[0] < _ROOMS_FRESH
+            and _hub(request).broker.ready):  # while it is away: 503, not an old answer
+        return Response(hit[1], media_type="application/json")
+    flight: SingleFlight[str, bytes] | None = getattr(state, "rooms_flight", None)
+    if flight is None:
+        flight = state.rooms_flight = SingleFlight()
     try:
-        records = await hub.broker.summaries(slugs)
+        body = await flight.run(_ROOMS_KEY, partial(_rooms_body, _hub(request)))
     except BrokerUnavailable as exc:
         metrics.BROKER_ERRORS.labels("summaries").inc()
         return JSONResponse({"error": "unavailable",
                              "message": f"the server cannot reach its broker ({exc}); retry"},
                             status_code=503, headers={"Retry-After": "5"})
-    online = await hub.online_all()
+    cache[_ROOMS_KEY] = (time.monotonic(), body)
+    return Response(body, media_type="application/json")
+
+
+async def _rooms_body(hub: Hub) -> bytes:
+    sessions = hub.programme.sessions
+    records, online = await asyncio.gather(
+        hub.broker.summaries([s.slug for s in sessions]), hub.online_all())
     rooms = [{**session_wire(session), **room_status(hub, session, records.get(session.slug)),
               "online": online.get(session.slug, 0)}
-             for session in hub.programme.sessions]
-    return JSONResponse({"conference": {"title": hub.programme.title}, "rooms": rooms})
+             for session in sessions]
+    return bytes(JSONResponse({"conference": {"title": hub.programme.title},
+                               "rooms": rooms}).body)
 
 
 def routes() -> list[BaseRoute]:

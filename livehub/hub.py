@@ -15,6 +15,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from functools import partial
 from typing import Any, Final, Protocol, cast
 
 import structlog
@@ -30,7 +31,9 @@ from livehub.limits_log import refused
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
+from livehub.single_flight import SingleFlight
 from livehub.supervisor import Supervisor
+from livehub.turns import Turns
 
 log = structlog.get_logger("livehub.hub")
 
@@ -658,6 +661,10 @@ class Hub:
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self.tasks = Supervisor("hub")  # every background task of this hub
+        # A storm of joins to one room shares one online read and one write per room.
+        self._online_reads: SingleFlight[str, dict[str, int]] = SingleFlight()
+        self._online_writes: SingleFlight[str, None] = SingleFlight()
+        self._welcomes = Turns()  # welcomes built per loop iteration, so others run too
         self.connections_by_ip: dict[str, int] = {}
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
@@ -761,10 +768,14 @@ class Hub:
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
-            await self._set_online(replica, len(replica.conns) + 1)
-            online = (await self._online([room])).get(room, 0)
+            n = len(replica.conns) + 1
+            await self._online_writes.run(room, partial(self._set_online, replica, n))
+            online = (await self._online_reads.run(
+                room, partial(self._online, [room]))).get(room, 0)
+            await self._welcomes.wait()
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
+        started = Turns.clock()
         replica.add(conn)
         online = max(online, len(replica.conns))
         frame = replica.welcome(conn, since, epoch, older, online)
@@ -772,6 +783,7 @@ class Hub:
             frame, conn.codec, lambda: core.history(replica.state),
             max_replay_bytes=self.config.max_replay_bytes))
         self.update_gauges()
+        self._welcomes.spend(Turns.clock() - started)
 
     async def leave(self, conn: Connection) -> None:
         replica = conn.replica

@@ -61,7 +61,7 @@ def encode_welcome(frame: dict[str, Any], codec: Codec,
         if replay_size > max_replay_bytes:
             frame["history"], frame["recovered"] = plain_history(), False
     data = codec.frame(frame)
-    size = len(encode(frame)) if isinstance(data, str) else len(data)
+    size = _size(data, max_bytes)
     if size <= max_bytes:
         return data
     if frame.get("recovered"):
@@ -84,6 +84,15 @@ def encode_welcome(frame: dict[str, Any], codec: Codec,
         kept = {q.get("qid") for q in frame.get("questions") or []}
         me["votes"] = [qid for qid in me["votes"] if qid in kept]
     return codec.frame(frame)
+
+
+def _size(data: Frame, max_bytes: int) -> int:
+    """Bytes on the wire; a text frame of few characters is surely small (UTF-8 <= 4x)."""
+    if isinstance(data, bytes):
+        return len(data)
+    if 4 * len(data) <= max_bytes:
+        return len(data)
+    return len(data.encode())
 
 
 # (list, share of the limit, whether its newest items are the last ones): history keeps

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -19,12 +20,14 @@ from tests.cluster.conftest import (
     assert_same_gap_free_stream,
     close_all,
     eventually,
+    eventually_async,
     http_get,
     join_all,
     numsub,
 )
 from tests.cluster.test_redis_failures import Chatter
 from tests.redis_server import RedisServer
+from tests.support import LivehubProcess, token
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -145,3 +148,37 @@ async def test_unexpected_failure_in_gap_filling_is_survived(
     finally:
         cl.stop()
         server.cleanup()
+
+
+async def test_http_endpoints_answer_503_while_redis_is_away(
+        namespace: str, programme: Path, tmp_path: Path,
+        fresh_room: Callable[[], str]) -> None:
+    server = RedisServer().start()
+    cl = Cluster(server.url, namespace, programme, tmp_path, n=1)
+    try:
+        cl.start()
+        proc, room = cl.procs[0], fresh_room()
+        assert (await http_get(proc, "/api/rooms")).status_code == 200
+        server.stop(kill=True)
+        await eventually_async(lambda: _status(proc, "/readyz", 503), 10, "/readyz 503")
+        auth = {"Authorization": f"Bearer {token('moderator', 'Mod', sub='mod')}"}
+        async with httpx.AsyncClient(base_url=proc.url, timeout=10) as http:
+            answers = [
+                await http.get("/api/rooms"),
+                await http.get(f"/api/rooms/{room}/transcript", headers=auth),
+                await http.post(f"/api/rooms/{room}/announce", json={"text": "hello"},
+                                headers=auth),
+            ]
+        for answer in answers:
+            assert answer.status_code == 503, (answer.request.url, answer.text)
+            assert answer.json()["error"] == "unavailable" and answer.json()["message"]
+        server.start()
+        await eventually_async(lambda: _status(proc, "/api/rooms", 200), 10, "back")
+        assert "Traceback" not in proc.log_text()
+    finally:
+        cl.stop()
+        server.cleanup()
+
+
+async def _status(proc: LivehubProcess, path: str, code: int) -> bool:
+    return (await http_get(proc, path)).status_code == code
