@@ -54,7 +54,6 @@ class Config(BaseSettings):
     send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # per connection
     max_idem_keys: int = Field(default=100_000, ge=100)  # memory broker's idempotency keys
     max_log_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)  # memory log per room
-    retain_after: float = Field(default=7 * 86400.0, ge=0)  # s after a session ends: archive
     shutdown_grace: float = Field(default=8.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"

@@ -57,6 +57,7 @@ def session_wire(session: Session) -> dict[str, Any]:
 
 
 _ROOMS_FRESH: Final = 1.0  # seconds one /api/rooms answer serves every poller
+_ROOMS_STALE: Final = 5.0  # past fresh, it is still served while one refresh runs
 _ROOMS_KEY: Final = "api_rooms"
 
 
@@ -65,27 +66,46 @@ async def api_rooms(request: Request) -> Response:
 
     Reads one small summary record per room (pipelined, :mod:`livehub.summary`) and the
     online counts, never a room's log; 503 with a JSON message while the broker is away.
-    Every page polls this: one answer serves all requests within ``_ROOMS_FRESH`` s,
-    and concurrent requests share one broker round trip.
+    Every page polls this: one answer serves all requests for ``_ROOMS_FRESH`` s; after
+    that it is refreshed in the background while it goes on being served (up to
+    ``_ROOMS_STALE`` s), and concurrent refreshes share one broker round trip.
     """
     state = request.app.state
+    hub = _hub(request)
     cache: dict[str, Any] = state.summary_cache
     hit = cache.get(_ROOMS_KEY)
-    if (hit is not None and time.monotonic() - hit[0] < _ROOMS_FRESH
-            and _hub(request).broker.ready):  # while it is away: 503, not an old answer
+    age = time.monotonic() - hit[0] if hit is not None else float("inf")
+    if hit is not None and age < _ROOMS_STALE and hub.broker.ready:
+        if age >= _ROOMS_FRESH and not getattr(state, "rooms_refreshing", False):
+            state.rooms_refreshing = True
+            hub.tasks.spawn(_refresh_rooms(state, hub), name="rooms-refresh")
         return Response(hit[1], media_type="application/json")
-    flight: SingleFlight[str, bytes] | None = getattr(state, "rooms_flight", None)
-    if flight is None:
-        flight = state.rooms_flight = SingleFlight()
-    try:
-        body = await flight.run(_ROOMS_KEY, partial(_rooms_body, _hub(request)))
+    try:  # none yet, too old, or the broker seems away: answer from the broker now
+        body = await _rooms_answer(state, hub)
     except BrokerUnavailable as exc:
         metrics.BROKER_ERRORS.labels("summaries").inc()
         return JSONResponse({"error": "unavailable",
                              "message": f"the server cannot reach its broker ({exc}); retry"},
                             status_code=503, headers={"Retry-After": "5"})
-    cache[_ROOMS_KEY] = (time.monotonic(), body)
     return Response(body, media_type="application/json")
+
+
+async def _rooms_answer(state: Any, hub: Hub) -> bytes:
+    flight: SingleFlight[str, bytes] | None = getattr(state, "rooms_flight", None)
+    if flight is None:
+        flight = state.rooms_flight = SingleFlight()
+    body = await flight.run(_ROOMS_KEY, partial(_rooms_body, hub))
+    state.summary_cache[_ROOMS_KEY] = (time.monotonic(), body)
+    return body
+
+
+async def _refresh_rooms(state: Any, hub: Hub) -> None:
+    try:
+        await _rooms_answer(state, hub)
+    except BrokerUnavailable:
+        metrics.BROKER_ERRORS.labels("summaries").inc()  # the next request answers 503
+    finally:
+        state.rooms_refreshing = False
 
 
 async def _rooms_body(hub: Hub) -> bytes:
