@@ -33,7 +33,6 @@ from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
 from livehub.single_flight import SingleFlight
 from livehub.supervisor import Supervisor
-from livehub.turns import Turns
 
 log = structlog.get_logger("livehub.hub")
 
@@ -664,7 +663,6 @@ class Hub:
         # A storm of joins to one room shares one online read and one write per room.
         self._online_reads: SingleFlight[str, dict[str, int]] = SingleFlight()
         self._online_writes: SingleFlight[str, None] = SingleFlight()
-        self._welcomes = Turns()  # welcomes built per loop iteration, so others run too
         self.connections_by_ip: dict[str, int] = {}
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
@@ -772,10 +770,8 @@ class Hub:
             await self._online_writes.run(room, partial(self._set_online, replica, n))
             online = (await self._online_reads.run(
                 room, partial(self._online, [room]))).get(room, 0)
-            await self._welcomes.wait()
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
-        started = Turns.clock()
         replica.add(conn)
         online = max(online, len(replica.conns))
         frame = replica.welcome(conn, since, epoch, older, online)
@@ -783,7 +779,6 @@ class Hub:
             frame, conn.codec, lambda: core.history(replica.state),
             max_replay_bytes=self.config.max_replay_bytes))
         self.update_gauges()
-        self._welcomes.spend(Turns.clock() - started)
 
     async def leave(self, conn: Connection) -> None:
         replica = conn.replica
