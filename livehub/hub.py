@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol, cast
 
 import structlog
 
-from livehub import metrics
+from livehub import metrics, polls
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -174,14 +174,17 @@ class Connection:
     )
 
     def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
-                 max_queue: int) -> None:
+                 max_queue: int, *, watch: bool = False) -> None:
         # Starlette's WebSocket.send re-checks its state machine on every message and then
         # calls the ASGI send it was given: the hub sends that way directly (it only
         # sends "websocket.send" and, once, "websocket.close"). About 15 % less CPU per
         # delivery (docs/benchmarks.md); any other callable is used as it is.
         self._send: Send = getattr(getattr(send, "__self__", None), "_send", None) or send
         self.codec = codec
-        self.actor = core.Actor(identity.uid, identity.name, identity.role, identity.guest)
+        # A watcher reads as a participant, whatever its token says (PROTOCOL.md).
+        self.actor = core.Actor(identity.uid, identity.name,
+                                Role.PARTICIPANT if watch else identity.role, identity.guest,
+                                None if identity.guest else identity.affiliation, watch)
         self.ip = ip
         self.max_queue = max_queue
         self.queue: deque[Frame] = deque()
@@ -338,6 +341,8 @@ class RoomReplica:
         self._backlog: list[tuple[str, list[Event]]] = []
         self._filling = False
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
+        self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
+        self.watchers = 0  # connections in ``conns`` that watch (not counted online)
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
         self.reported_online = -1
@@ -453,6 +458,7 @@ class RoomReplica:
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
         self.recent.clear()
         self._votes.clear()
+        self._tallies.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
         asyncio.get_running_loop().create_task(self._reload())
@@ -479,7 +485,10 @@ class RoomReplica:
         if t == "vote":
             self._vote_changed(ev)
             return
-        if self._votes:
+        if t == "ballot":
+            self._tally_changed(ev)
+            return
+        if self._votes or self._tallies:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
         if t == "ban":
@@ -509,6 +518,13 @@ class RoomReplica:
 
     def _vote_changed(self, ev: Event) -> None:
         self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
+        self._schedule_flush()
+
+    def _tally_changed(self, ev: Event) -> None:
+        self._tallies[ev["pid"]] = (ev["seq"], ev["ts"])
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         window = self.hub.config.vote_window
         if window <= 0:
             self.flush_votes()
@@ -516,10 +532,13 @@ class RoomReplica:
             self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
 
     def flush_votes(self) -> None:
-        """One ``votes`` event per question changed since the last flush."""
+        """One ``votes`` event per question, and one ``tally`` per poll, changed since
+        the last flush (in ``seq`` order)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
+        if self._tallies:
+            self._flush_tallies()
         pending, self._votes = self._votes, {}
         for qid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
             q = self.state.questions.get(qid)
@@ -530,14 +549,30 @@ class RoomReplica:
             self.broadcast(lambda role, ev=ev, hidden=hidden:  # type: ignore[misc]
                            None if hidden and not role.is_staff else ev)
 
+    def _flush_tallies(self) -> None:
+        pending, self._tallies = self._tallies, {}
+        for pid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
+            poll = self.state.polls.get(pid)
+            if poll is not None:
+                ev = polls.tally_event(poll, seq, ts)
+                self.broadcast(lambda role, ev=ev: ev)  # type: ignore[misc]
+
+    def people(self) -> int:
+        """Connections counted in ``online`` here: watchers are not."""
+        return len(self.conns) - self.watchers
+
     # -- membership -----------------------------------------------------------------
 
     def add(self, conn: Connection) -> None:
         conn.replica = self
+        if conn.actor.watch and conn not in self.conns:
+            self.watchers += 1
         self.conns.add(conn)
         self.audiences.setdefault((conn.role, conn.codec), set()).add(conn)
 
     def remove(self, conn: Connection) -> None:
+        if conn.actor.watch and conn in self.conns:
+            self.watchers -= 1
         self.conns.discard(conn)
         group = self.audiences.get((conn.role, conn.codec))
         if group is not None:
@@ -556,8 +591,13 @@ class RoomReplica:
             "online": online,
             "pinned": core.pinned(state),
             "questions": core.questions_view(state, role),
+            "polls": polls.welcome_polls(state),
         }
         me = frame["me"]
+        if conn.actor.affiliation:
+            me["affiliation"] = conn.actor.affiliation
+        if conn.actor.watch:
+            me["watch"] = True
         if conn.actor.guest:
             me["guest"] = True
             if conn.guest_token:
@@ -711,12 +751,12 @@ class Hub:
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
-            await self._set_online(replica, len(replica.conns) + 1)
+            await self._set_online(replica, replica.people() + (not conn.actor.watch))
             online = (await self._online([room])).get(room, 0)
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
-        online = max(online, len(replica.conns))
+        online = max(online, replica.people())
         conn.send(replica.welcome(conn, since, epoch, older, online))
         self.update_gauges()
 
@@ -759,7 +799,7 @@ class Hub:
             replica.reported_online = -1
 
     async def _report_online(self, replica: RoomReplica) -> None:
-        n = len(replica.conns)
+        n = replica.people()
         if n != replica.reported_online:
             replica.reported_online = n
             try:
@@ -772,7 +812,7 @@ class Hub:
             return await self.broker.online(rooms)
         except BrokerUnavailable:
             metrics.BROKER_ERRORS.labels("online").inc()
-            return {r: len(self.replicas[r].conns) if r in self.replicas else 0 for r in rooms}
+            return {r: self.replicas[r].people() if r in self.replicas else 0 for r in rooms}
 
     async def online_all(self) -> dict[str, int]:
         return await self._online([s.slug for s in self.programme.sessions])
@@ -794,7 +834,7 @@ class Hub:
             return
         counts = await self._online([r.id for r in replicas])
         for replica in replicas:
-            online = max(counts.get(replica.id, 0), len(replica.conns))
+            online = max(counts.get(replica.id, 0), replica.people())
             if online != replica.last_online:
                 replica.last_online = online
                 frame = {"t": "presence", "online": online}

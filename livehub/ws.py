@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livehub import metrics
 from livehub import protocol as p
-from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify
+from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify, watcher
 from livehub.broker.base import BrokerUnavailable
 from livehub.config import Config
 from livehub.hub import Connection, Hub
@@ -233,6 +233,8 @@ async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.H
         return identity
     if not await _admits_guests(ws, hub, room, codec, hello, ip):
         return None
+    if hello.watch:
+        return watcher()
     if hello.name is None:
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
@@ -287,8 +289,8 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
             ErrorCode.BANNED, "you are banned from this room", hello.id))
         await _refuse(ws, CloseCode.FORBIDDEN, "banned", room=room, uid=identity.uid, ip=ip)
         return
-    conn = Connection(ws.send, codec, identity, ip, config.send_queue)
-    if identity.guest:
+    conn = Connection(ws.send, codec, identity, ip, config.send_queue, watch=hello.watch)
+    if identity.guest and not hello.watch:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
     conn.start()
