@@ -561,7 +561,9 @@ def to_markdown(log: RoomLog) -> str:
     out += [f"{where}, {md_escape(log.conference)}." if log.conference else f"{where}.", ""]
     out.append(f"- **When:** {session_time(session)}")
     if session is not None and session.speakers:
-        out.append(f"- **Speakers:** {', '.join(md_escape(s) for s in session.speakers)}")
+        named = [f"{s} ({session.affiliation(i)})" if session.affiliation(i) else s
+                 for i, s in enumerate(session.speakers)]
+        out.append(f"- **Speakers:** {', '.join(md_escape(s) for s in named)}")
     posts = list(m.posts.values())
     removed_posts = sum(1 for p in posts if p.removed is not None)
     public_qs = [q for q in m.questions.values() if q.public]
