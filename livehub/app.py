@@ -9,7 +9,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
-from livehub import api, http, pages
+from livehub import api, http, live_pages, pages
 from livehub.broker import Broker, make_broker
 from livehub.config import Config
 from livehub.hub import Hub
@@ -61,9 +61,10 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
             *http.routes(),
             *api.routes(),
             *pages.routes(),
+            *live_pages.routes(),
             WebSocketRoute("/ws/{room}", websocket_endpoint),
         ],
-        middleware=pages.middleware(),
+        middleware=pages.middleware(config.embed_origin_list()),
         lifespan=lifespan,
     )
     app.state.hub = hub

@@ -606,6 +606,9 @@ class RoomReplica:
         if state.is_muted(conn.actor.uid, now):
             me["muted_until"] = state.mutes[conn.actor.uid]
         me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        # The person's own last ballot in each poll, so their choices show after a reload.
+        me["ballots"] = {poll.pid: list(poll.ballots[conn.actor.uid])
+                         for poll in state.polls.values() if conn.actor.uid in poll.ballots}
         if role is Role.MODERATOR:
             frame["moderation"] = {
                 "mutes": [{"uid": uid, "name": state.names.get(uid), "until": until}

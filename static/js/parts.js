@@ -11,13 +11,19 @@ const ROLE_LABEL = { moderator: 'Moderator', speaker: 'Speaker' };
 export function byline(item, { prefix = '', muted = false } = {}) {
   return h('p', { class: 'byline' },
     prefix,
-    h('span', { class: 'byline__name' }, item.name),
+    h('bdi', { class: 'byline__name' }, item.name),
+    item.affiliation && !item.guest ? affiliation(item.affiliation) : null,
     ROLE_LABEL[item.role] ? h('span', { class: `badge badge--${item.role}` }, ROLE_LABEL[item.role]) : null,
     item.guest ? h('span', { class: 'badge badge--guest' }, 'Guest') : null,
     muted ? h('span', { class: 'badge badge--muted' }, 'Muted') : null,
     typeof item.ts === 'number'
       ? h('time', { class: 'byline__time', datetime: new Date(item.ts).toISOString() }, clock(item.ts))
       : null);
+}
+
+/** A signed-in person's affiliation ("Eastmere District Council"), isolated from the name. */
+export function affiliation(text) {
+  return h('span', { class: 'affiliation' }, h('bdi', {}, text));
 }
 
 /** A button whose visible word is the action and whose context is for screen readers. */

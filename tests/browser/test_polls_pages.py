@@ -1,0 +1,146 @@
+"""Polls in the room, the presentation view, the embed and the record, in Chromium."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import OpenRoom
+from tests.browser.helpers import DESKTOP, PageLog, wire
+from tests.support import LivehubProcess, token
+
+
+def open_page(browser: Any, url: str, viewport: dict[str, int] | None = None
+              ) -> tuple[Page, PageLog]:
+    context = browser.new_context(viewport=viewport or DESKTOP)
+    page = context.new_page()
+    log = PageLog()
+    log.watch(page)
+    page.goto(url)
+    return page, log
+
+
+def clean(log: PageLog) -> None:
+    assert log.errors == [] and log.dialogs == [] and log.csp_violations() == []
+
+
+def test_a_speaker_opens_a_poll_and_closes_it_while_three_participants_vote(
+        open_room: OpenRoom) -> None:
+    speaker = open_room("polls", token=token("speaker", "Cllr Jo", sub="poll-speaker"))
+    voters = [open_room("polls", guest=name) for name in ("Ann", "Bob", "Cat")]
+    page = speaker.page
+    page.get_by_label("Poll question").fill("Which day suits the next forum?")
+    page.get_by_label("Option 1").fill("Monday")
+    page.get_by_label("Option 2").fill("Tuesday")
+    page.get_by_role("button", name="Add option").click()
+    expect(page.get_by_label("Option 3")).to_be_focused()
+    page.get_by_label("Option 3").fill("Wednesday")
+    page.get_by_role("button", name="Open poll").click()
+    poll = page.locator(".poll").first
+    expect(poll).to_contain_text("Which day suits the next forum?")
+    for voter, choice in zip(voters, ("Monday", "Tuesday", "Tuesday"), strict=True):
+        voter.page.get_by_role("radio", name=choice).check()
+        voter.page.get_by_role("button", name="Send vote").click()
+        expect(voter.page.locator(".poll__ballot .hint")).to_contain_text("Your vote is counted")
+    expect(poll.locator(".poll__option").nth(1)).to_contain_text("2 votes (67%)")
+    expect(poll.locator(".poll__option").nth(0)).to_contain_text("1 vote (33%)")
+    # A voter changes their mind: replaced, not added.
+    voters[0].page.get_by_role("radio", name="Wednesday").check()
+    voters[0].page.get_by_role("button", name="Send vote").click()
+    expect(poll.locator(".poll__option").nth(2)).to_contain_text("1 vote (33%)")
+    expect(poll.locator(".poll__option").nth(0)).to_contain_text("0 votes (0%)")
+    page.get_by_role("button", name="Close poll").click()
+    for voter in voters:
+        expect(voter.page.locator(".poll")).to_contain_text("Closed: these are the final results.")
+        expect(voter.page.get_by_role("button", name="Send vote")).to_have_count(0)
+    expect(page.get_by_role("button", name="Reopen poll")).to_be_visible()
+
+
+def test_the_presentation_view_shows_the_stage_and_live_poll_bars(
+        browser: Any, site: LivehubProcess) -> None:
+    page, log = open_page(browser, f"{site.url}/present/present", {"width": 1920, "height": 1080})
+    expect(page.locator("#live-status")).to_have_text("Live.")
+    expect(page.get_by_role("button")).to_have_count(0)  # no controls at all
+    with wire(site.ws_url, "present", token=token("moderator", "Chair", sub="pres-mod")) as mod, \
+            wire(site.ws_url, "present", name="Resident Ann") as ann:
+        qid = ann.request({"t": "ask", "text": "When will the bus route return?"})["qid"]
+        ann.request({"t": "ask", "text": "Second question in the queue"})
+        mod.request({"t": "qstate", "qid": qid, "state": "answering"})
+        stage = page.locator(".live__stage-text")
+        expect(stage).to_have_text("When will the bus route return?")
+        mod.request({"t": "answer", "qid": qid, "text": "In the spring timetable."})
+        expect(page.locator(".live__answer-text")).to_have_text("In the spring timetable.")
+        expect(page.locator(".live__question-text")).to_have_text("Second question in the queue")
+        # The question on stage is the largest text on the screen.
+        sizes = page.evaluate("""() => [...document.querySelectorAll('main *')]
+            .filter(e => e.childElementCount === 0 && e.textContent.trim())
+            .map(e => [parseFloat(getComputedStyle(e).fontSize),
+                       e.closest('.live__stage-text') !== null])""")
+        biggest = max(s for s, _ in sizes)
+        assert all(on_stage for s, on_stage in sizes if s == biggest)
+        pid = mod.request({"t": "poll", "question": "Bus or tram?",
+                           "options": ["Bus", "Tram"]})["pid"]
+        fills = page.locator(".poll__fill")
+        expect(fills).to_have_count(2)
+        ann.request({"t": "ballot", "pid": pid, "choices": [1]})
+        expect(page.locator(".poll__option").nth(1)).to_contain_text("1 vote (100%)")
+        width = page.evaluate("() => document.querySelectorAll('.poll__fill')[1].style.width")
+        assert width == "100%"
+        mod.request({"t": "ballot", "pid": pid, "choices": [0]})
+        expect(page.locator(".poll__option").nth(0)).to_contain_text("1 vote (50%)")
+        # Watchers are not counted online.
+        assert mod.welcome["online"] == 1
+    page.set_viewport_size({"width": 1280, "height": 720})
+    overflow = page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    assert not overflow
+    page.context.close()
+    clean(log)
+
+
+def test_the_record_appears_when_the_room_closes_and_names_no_anonymous_asker(
+        browser: Any, site: LivehubProcess) -> None:
+    record = f"{site.url}/record/record"
+    with wire(site.ws_url, "record", token=token("moderator", "Chair", sub="rec-mod")) as mod, \
+            wire(site.ws_url, "record", name="Secret Sam") as sam, \
+            wire(site.ws_url, "record", name="Open Olive") as olive:
+        assert httpx.get(record).status_code == 404
+        sam.request({"t": "ask", "text": "Who audits the accounts?", "anonymous": True})
+        olive.request({"t": "ask", "text": "When is the next meeting?"})
+        sam.request({"t": "post", "text": "A post that a moderator removes"})
+        pid = mod.request({"t": "poll", "question": "Was this useful?",
+                           "options": ["Yes", "No"]})["pid"]
+        olive.request({"t": "ballot", "pid": pid, "choices": [0]})
+        removed = olive.request({"t": "post", "text": "REMOVED WORDS"})["mid"]
+        mod.request({"t": "del", "mid": removed})
+        mod.request({"t": "settings", "state": "closed"})
+    page, log = open_page(browser, record)
+    expect(page.get_by_role("heading", level=1)).to_have_text("For the record")
+    main = page.locator("main")
+    expect(main).to_contain_text("Who audits the accounts?")
+    expect(main).to_contain_text("Asked anonymously")
+    expect(main).to_contain_text("When is the next meeting?")
+    expect(main).to_contain_text("Was this useful?")
+    expect(main).to_contain_text("Yes: 1 vote")
+    expect(main).to_contain_text("Eastmere District Council")
+    text = main.inner_text()
+    assert "REMOVED WORDS" not in text
+    assert "Moderation" not in text
+    q_item = page.locator("li", has_text="Who audits the accounts?")
+    assert "Sam" not in q_item.inner_text()
+    expect(page.get_by_role("heading", name=re.compile("^(Questions|Polls|Chat|Pinned posts)$"))
+           ).to_have_count(4)
+    page.goto(site.url + "/")
+    link = page.get_by_role("link", name="Read the record of For the record")
+    expect(link).to_be_visible()
+    page.context.close()
+    clean(log)
+
+
+def test_embed_is_framed_only_by_listed_origins(site: LivehubProcess) -> None:
+    csp = httpx.get(f"{site.url}/embed/present").headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp  # none listed for this server
+    assert "frame-ancestors 'none'" in httpx.get(f"{site.url}/present/present").headers[
+        "content-security-policy"]
