@@ -50,7 +50,7 @@ export function pollControls(poll) {
   const next = poll.state === 'open' ? 'closed' : 'open';
   return h('p', { class: 'actions' },
     h('button', { type: 'button', class: 'button button--small', dataset: { action: 'pollstate', pid: poll.pid, state: next } },
-      poll.state === 'open' ? 'Close poll' : 'Reopen poll', hidden(`: ${poll.question}`)));
+      poll.state === 'open' ? 'Close poll' : 'Reopen poll', hidden(` “${poll.question}”`)));
 }
 
 /** The chosen option indexes of a ballot form. */

@@ -3,7 +3,8 @@
 
 import { h, reconcile } from './dom.js';
 import { clock } from './format.js';
-import { action, byline, errorLine, muteMenu } from './parts.js';
+import { actionsMenu, menuItem, muteItems } from './actions-menu.js';
+import { action, byline, errorLine } from './parts.js';
 
 export class QuestionsView {
   constructor({ stage, queue, queueEmpty, pending, pendingSection }) {
@@ -77,9 +78,14 @@ function question(q, ctx, where) {
         staff && q.state === 'pending' ? action('Approve', 'question', { ...data, action: 'approve' }) : null,
         staff && q.state === 'open' ? action('Put on stage', null, { ...data, action: 'stage' }, { describedby: textId }) : null,
         staff && q.state === 'answering' ? action('Mark answered', null, { ...data, action: 'answered' }, { describedby: textId }) : null,
-        staff ? action('Dismiss', 'question', { ...data, action: 'dismiss' }) : null,
-        moderator || mine ? action('Delete', mine ? 'your question' : 'question', { ...data, action: 'delete-q' }, { variant: 'button--warning' }) : null,
-        moderator && q.uid && !mine ? muteMenu(q.uid, q.name, `q:${q.qid}`) : null,
+        staff && !moderator ? action('Dismiss', 'question', { ...data, action: 'dismiss' }) : null,
+        !moderator && mine ? action('Delete', 'your question', { ...data, action: 'delete-q' }, { variant: 'button--warning' }) : null,
+        // A moderator's removal and muting sit behind one "Actions" menu per question.
+        moderator ? actionsMenu(`q-${where}-${q.qid}`, 'this question', [
+          menuItem('Dismiss', 'question', { ...data, action: 'dismiss' }),
+          menuItem('Delete', mine ? 'your question' : 'question', { ...data, action: 'delete-q' }, { variant: 'actions-menu__item--warning' }),
+          q.uid && !mine ? muteItems(q.uid, q.name) : null,
+        ]) : null,
         staff && q.state !== 'pending' ? answerForm(q, where) : null),
       errorLine(ctx.errors.get(q.qid))));
 }
