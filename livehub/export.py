@@ -443,6 +443,8 @@ def _speaker(ev: Event) -> str:
     """How the author of a post or answer is shown in the public parts."""
     name = md_escape(str(ev.get("name", "")))
     role = ev.get("role")
+    if ev.get("affiliation") and not ev.get("guest"):  # a signed-in person's badge
+        name += f", {md_escape(str(ev['affiliation']))}"
     if ev.get("guest"):
         return f"{name} (guest)"
     if role in ("speaker", "moderator"):

@@ -37,7 +37,7 @@ export function ballot(poll, state, error) {
   const errorId = `ballot-error-${poll.pid}`;
   return h('form', { class: 'poll__ballot stack', dataset: { pid: poll.pid }, novalidate: true },
     h('fieldset', { 'aria-describedby': errorId },
-      h('legend', {}, hidden('Your vote: '), h('bdi', {}, poll.question)),
+      h('legend', {}, 'Your vote', hidden(` on “${poll.question}”`)),
       h('p', { class: 'hint' }, hint, mine.size ? ' Your vote is counted; you can change it.' : ''),
       poll.options.map((option, i) => h('label', { class: 'check' },
         h('input', { type, name, value: String(i), checked: mine.has(i) }), ' ', h('bdi', {}, option)))),

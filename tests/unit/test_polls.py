@@ -94,3 +94,16 @@ def test_markdown_lists_polls_and_transcripts_never_attribute_ballots() -> None:
     assert not any("u-ann" in row or "u-bob" in row for row in rows if ",ballot," in row)
     assert "u-jo" in export.to_csv(log)  # who opened and closed it stays in the record
     assert "## Polls" not in export.to_markdown(Room().room_log())
+
+
+def test_badges_reach_the_transcript_but_never_from_a_guest_or_an_anonymous_asker() -> None:
+    r = Room()
+    cllr = core.Actor("u-cllr", "Cllr Jo", Role.SPEAKER, affiliation="Eastmere *DC*")
+    forged = core.Actor("g-x", "Guest X", Role.PARTICIPANT, guest=True, affiliation="Fake")
+    r.do(cllr, {"t": "post", "text": "Hello"})
+    r.do(forged, {"t": "post", "text": "Hi"})
+    r.do(cllr, {"t": "ask", "text": "Hidden?", "anonymous": True})
+    assert "affiliation" not in r.log[1] and "affiliation" not in r.log[2]
+    md = export.to_markdown(r.room_log())
+    assert "Cllr Jo, Eastmere \\*DC\\* (speaker): Hello" in md
+    assert "Fake" not in md
