@@ -117,10 +117,16 @@ def test_room_with_polls_for_each_role(open_room: OpenRoom, live_room: dict[str,
 
 
 def test_record_page(browser: Any, site: LivehubProcess, axe: str) -> None:
-    with wire(site.ws_url, "record", token=token("moderator", "Chair", sub="rec-a11y")) as mod:
+    with wire(site.ws_url, "record-a11y", token=token("moderator", "Chair", sub="rec-a11y")
+              ) as mod, wire(site.ws_url, "record-a11y", name="Ann") as ann:
+        ann.request({"t": "post", "text": "Thank you all."})
+        q = ann.request({"t": "ask", "text": "Will there be minutes?", "anonymous": True})
+        mod.request({"t": "answer", "qid": q["qid"], "text": "Yes, next week."})
+        pid = mod.request({"t": "poll", "question": "Useful?", "options": ["Yes", "No"]})["pid"]
+        ann.request({"t": "ballot", "pid": pid, "choices": [0]})
         mod.request({"t": "settings", "state": "closed"})
     page = browser.new_page()
-    page.goto(site.url + "/record/record")
+    page.goto(site.url + "/record/record-a11y")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     check(page, axe)
     page.close()

@@ -135,6 +135,11 @@ def test_the_record_appears_when_the_room_closes_and_names_no_anonymous_asker(
     page.goto(site.url + "/")
     link = page.get_by_role("link", name="Read the record of For the record")
     expect(link).to_be_visible()
+    speakers = page.locator('[data-room="record"] .session__speakers')
+    expect(speakers).to_have_text("With Cllr Rajesh Patel Eastmere District Council")
+    expect(speakers.locator(".affiliation bdi")).to_have_text("Eastmere District Council")
+    link.click()
+    expect(page).to_have_url(record)
     page.context.close()
     clean(log)
 
