@@ -533,29 +533,28 @@ class RoomReplica:
 
     def flush_votes(self) -> None:
         """One ``votes`` event per question, and one ``tally`` per poll, changed since
-        the last flush (in ``seq`` order)."""
+        the last flush, in ``seq`` order (so each client's stream keeps rising)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
-        if self._tallies:
-            self._flush_tallies()
-        pending, self._votes = self._votes, {}
-        for qid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
-            q = self.state.questions.get(qid)
+        votes, self._votes = self._votes, {}
+        tallies, self._tallies = self._tallies, {}
+        pending = [(seq, ts, qid, True) for qid, (seq, ts) in votes.items()]
+        pending += [(seq, ts, pid, False) for pid, (seq, ts) in tallies.items()]
+        for seq, ts, key, is_vote in sorted(pending):
+            if not is_vote:
+                poll = self.state.polls.get(key)
+                if poll is not None:
+                    tally = polls.tally_event(poll, seq, ts)
+                    self.broadcast(lambda role, ev=tally: ev)  # type: ignore[misc]
+                continue
+            q = self.state.questions.get(key)
             if q is None:
                 continue
             ev = core.votes_event(q, seq, ts)
             hidden = q.state == "pending"
             self.broadcast(lambda role, ev=ev, hidden=hidden:  # type: ignore[misc]
                            None if hidden and not role.is_staff else ev)
-
-    def _flush_tallies(self) -> None:
-        pending, self._tallies = self._tallies, {}
-        for pid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
-            poll = self.state.polls.get(pid)
-            if poll is not None:
-                ev = polls.tally_event(poll, seq, ts)
-                self.broadcast(lambda role, ev=ev: ev)  # type: ignore[misc]
 
     def people(self) -> int:
         """Connections counted in ``online`` here: watchers are not."""

@@ -240,3 +240,30 @@ async def test_transcripts_list_polls_and_never_who_voted(
     assert "ann" not in [row.split(",")[3] for row in csv.splitlines() if ",ballot," in row]
     for c in (mod, ann):
         await c.close()
+
+
+async def test_votes_and_tallies_flushed_together_keep_seq_rising(
+        rooms_server: LivehubProcess, fresh_room: Callable[[], str]) -> None:
+    room = fresh_room()
+    speaker = await join(rooms_server, room, "speaker", "jo")
+    reader = await join(rooms_server, room, "participant", "reader")
+    pid = (await open_poll(speaker))["pid"]
+    qid = (await speaker.request({"t": "ask", "text": "Q?"}))["qid"]
+    people = [await join(rooms_server, room, "participant", f"p{i}") for i in range(6)]
+    reader.drain()
+    for i, p in enumerate(people):  # vote, ballot, vote, ballot... within one window
+        frame = ({"t": "vote", "qid": qid, "up": True} if i % 2 == 0
+                 else {"t": "ballot", "pid": pid, "choices": [1]})
+        assert (await p.request(frame))["t"] == "ok"
+    marker = await speaker.request({"t": "post", "text": "after the burst"})
+    seen: list[dict[str, Any]] = []
+    while not seen or seen[-1].get("seq") != marker["seq"]:
+        ev = await reader.recv()
+        if "seq" in ev:
+            seen.append(ev)
+    seqs = [e["seq"] for e in seen]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seen
+    assert [e["votes"] for e in seen if e["t"] == "votes"][-1] == 3
+    assert [e["counts"] for e in seen if e["t"] == "tally"][-1] == [0, 3, 0]
+    for c in (speaker, reader, *people):
+        await c.close()
