@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import jwt
 import pytest
 
-from livehub.auth import mint
+from livehub.auth import mint, verify
 from livehub.roles import Role
 from tests.support import SECRET, Client, LivehubProcess, token
 
@@ -143,12 +146,6 @@ async def test_a_watcher_with_a_name_is_a_bad_frame(
 
 
 def test_livehub_token_mints_an_affiliation_and_names_a_bad_one() -> None:
-    import os
-    import subprocess
-    import sys
-
-    from livehub.auth import verify
-
     env = {**os.environ, "LIVEHUB_SECRET": SECRET}
     cmd = [sys.executable, "-m", "livehub", "token", "--name", "Cllr Jo", "--role", "speaker"]
     out = subprocess.run([*cmd, "--affiliation", COUNCIL], env=env, capture_output=True,

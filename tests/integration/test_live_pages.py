@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import write_programme
+from tests.redis_server import RedisServer
 from tests.support import REPO, Client, LivehubProcess, token
 
 EMBEDDER = "https://www.eastmere.gov.uk"
@@ -87,3 +88,24 @@ def test_pages_are_served_from_the_package_static(server: LivehubProcess) -> Non
         response = httpx.get(f"{server.url}/static/js/{name}")
         assert response.status_code == 200, name
     assert Path(REPO / "static" / "js" / "live-view.js").is_file()
+
+
+async def test_the_record_answers_503_with_json_while_the_broker_is_unreachable(
+        tmp_path: Path) -> None:
+    with RedisServer() as redis:
+        proc = LivehubProcess(args=["--redis", redis.url],
+                              env={"LIVEHUB_PROGRAMME": str(write_programme(tmp_path / "p.toml",
+                                                                            2))},
+                              log_path=tmp_path / "livehub.log").start()
+        try:
+            mod = await Client.join(proc.ws_url, "room-000",
+                                    token=token("moderator", "Chair", sub="mo"))
+            assert (await mod.request({"t": "settings", "state": "closed"}))["t"] == "ok"
+            redis.stop()
+            async with httpx.AsyncClient() as http:
+                response = await http.get(f"{proc.url}/record/room-000", timeout=20)
+            assert response.status_code == 503
+            assert response.json()["error"] == "unavailable"
+            await mod.close()
+        finally:
+            proc.terminate()
