@@ -8,9 +8,11 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
+from livehub.auth import mint
+from livehub.roles import Role
 from tests.browser.conftest import OpenRoom
 from tests.browser.helpers import DESKTOP, PageLog, wire
-from tests.support import LivehubProcess, token
+from tests.support import SECRET, LivehubProcess, token
 
 
 def open_page(browser: Any, url: str, viewport: dict[str, int] | None = None
@@ -149,3 +151,20 @@ def test_embed_is_framed_only_by_listed_origins(site: LivehubProcess) -> None:
     assert "frame-ancestors 'none'" in csp  # none listed for this server
     assert "frame-ancestors 'none'" in httpx.get(f"{site.url}/present/present").headers[
         "content-security-policy"]
+
+
+def test_badges_show_beside_names_and_never_for_guests(open_room: OpenRoom) -> None:
+    cllr_token = mint(SECRET, name="Cllr Jo", role=Role.SPEAKER, sub="badge-jo",
+                      affiliation="Eastmere District Council")
+    cllr = open_room("polls", token=cllr_token)
+    expect(cllr.page.locator("#me")).to_have_text(
+        "You are Cllr Jo (Eastmere District Council), speaker.")
+    guest = open_room("polls", guest="Eastmere District Council")
+    cllr.send("Hello from the council")
+    byline = guest.post("Hello from the council").locator(".byline")
+    expect(byline.locator(".affiliation")).to_have_text("Eastmere District Council")
+    expect(byline.locator(".badge--speaker")).to_have_text("Speaker")
+    guest.send("Hello from a guest")
+    own = cllr.post("Hello from a guest").locator(".byline")
+    expect(own.locator(".badge--guest")).to_be_visible()
+    expect(own.locator(".affiliation")).to_have_count(0)
