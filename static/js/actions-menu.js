@@ -17,11 +17,11 @@ export function menuItem(word, context, data, { after = '', variant = '' } = {})
 }
 
 /** Mute for 5 minutes, for 1 hour, until lifted, and Unmute, as menu items. */
-export function muteItems(uid, name) {
+export function muteItems(uid, name, extra = {}) {
   return [
-    menuItem('Mute', name, { action: 'mute', uid, name, seconds: '300' }, { after: ' for 5 minutes' }),
-    menuItem('Mute', name, { action: 'mute', uid, name, seconds: '3600' }, { after: ' for 1 hour' }),
-    menuItem('Mute', name, { action: 'mute', uid, name, seconds: '' }, { after: ' until lifted' }),
+    menuItem('Mute', name, { action: 'mute', uid, name, seconds: '300', ...extra }, { after: ' for 5 minutes' }),
+    menuItem('Mute', name, { action: 'mute', uid, name, seconds: '3600', ...extra }, { after: ' for 1 hour' }),
+    menuItem('Mute', name, { action: 'mute', uid, name, seconds: '', ...extra }, { after: ' until lifted' }),
     menuItem('Unmute', name, { action: 'unmute', uid, name }),
   ];
 }
