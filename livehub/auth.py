@@ -101,10 +101,6 @@ def verify(secret: str, token: str) -> Identity:
 
 
 MAX_AFFILIATION = 80
-# One line: no control characters at all, and no bidirectional overrides that could
-# make a badge read as another person's.
-_NOT_ONE_LINE = frozenset(chr(c) for c in range(32)) | {"\x7f"} | frozenset(
-    chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 
 
 def affiliation_problem(value: object) -> str | None:
@@ -113,8 +109,9 @@ def affiliation_problem(value: object) -> str | None:
         return "must be a string"
     if not 1 <= len(value) <= MAX_AFFILIATION:
         return f"must be 1 to {MAX_AFFILIATION} characters"
-    if not _NOT_ONE_LINE.isdisjoint(value):
-        return "must be one line without control characters"
+    # One line, as a name is: a badge must not run into the text around it.
+    if name_problem(value) is not None or "\x7f" in value:
+        return "must be one line without control or bidirectional characters"
     return None
 
 
