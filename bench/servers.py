@@ -162,7 +162,7 @@ class Server:
             write_programme(programme, self.rooms)
             env.update({
                 "LIVEHUB_SECRET": SECRET, "LIVEHUB_ENV": "test", "LIVEHUB_LOG_LEVEL": "warning",
-                "LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_MAX_CONNECTIONS_PER_IP": "0",
+                "LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_MAX_CONNECTIONS_PER_ADDRESS": "0",
                 "LIVEHUB_HELLO_TIMEOUT": "30", "LIVEHUB_PROGRAMME": str(programme),
             })
             cmd = [py, "-m", "bench.lh_serve", "serve", "--port", port]

@@ -617,7 +617,6 @@ class Hub:
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self._presence_task: asyncio.Task[None] | None = None
-        self.connections_by_ip: dict[str, int] = {}
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
         self.inflight = 0  # requests between decide and their answer
