@@ -43,6 +43,18 @@ MAX_HEAD = 64 * 1024  # bytes of one request head (line and headers)
 FD_RESERVE = 64  # descriptors kept back from connections for the process's own use
 
 
+def raise_open_file_limit() -> None:
+    """Lift the soft open-file limit to the hard one (as Go's runtime and nginx do):
+    the soft default (often 1,024) is far below what a server of WebSockets needs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass  # not allowed here: the soft limit stands, and fd_bound follows it
+
+
 def fd_bound(reserve: int = FD_RESERVE) -> int | None:
     """How many connections the open-file limit leaves room for (None: no limit)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -27,7 +27,7 @@ from livehub.app import create_app
 from livehub.config import Config
 from livehub.hub import Hub
 from livehub.logs import configure
-from livehub.netguard import NetGuard, http_protocol
+from livehub.netguard import NetGuard, http_protocol, raise_open_file_limit
 
 log = structlog.get_logger("livehub.server")
 
@@ -144,6 +144,7 @@ def run(cfg: Config, sock: socket.socket | None = None) -> None:
         log.warning("FORWARDED_ALLOW_IPS (uvicorn's) is ignored: livehub trusts the proxies "
                     "of --forwarded-allow-ips / LIVEHUB_FORWARDED_ALLOW_IPS",
                     forwarded_allow_ips=cfg.forwarded_allow_ips)
+    raise_open_file_limit()
     app = create_app(cfg)
     server = LivehubServer(uvicorn_config(cfg, app), app.state.hub)
     server.run(sockets=[sock] if sock is not None else None)

@@ -257,3 +257,21 @@ def _healthz_from(source: str, port: int) -> bool:
         except httpx.HTTPError:
             return False
 
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+async def test_old_setting_name_and_uvicorns_variable(spawn: Spawn) -> None:
+    """LIVEHUB_MAX_CONNECTIONS_PER_IP still works, with a warning; uvicorn's
+    FORWARDED_ALLOW_IPS cannot widen trust (a spoofed header changes nothing)."""
+    srv = spawn({"LIVEHUB_MAX_CONNECTIONS_PER_IP": "2", "FORWARDED_ALLOW_IPS": "*"})
+    log = srv.log_text()
+    assert "LIVEHUB_MAX_CONNECTIONS_PER_IP is deprecated" in log
+    assert "FORWARDED_ALLOW_IPS (uvicorn's) is ignored" in log
+    slug = ROOMS[4]
+    held = [await join(srv, slug, ABUSER, f"A{i}", f"203.0.113.{i}") for i in range(2)]
+    assert await refused_status(srv, slug, ABUSER, "203.0.113.9") in (429, None)
+    await honest_post(srv, slug, "fine")
+    for c in held:
+        await c.close()
