@@ -184,6 +184,7 @@ class ConnectionGuard:
     def feed(self, data: bytes) -> bool:
         """Watch ``data``; False when the connection was refused (uvicorn must not see it)."""
         parser = self.parser
+        was_in_head = self.in_head
         if parser is not None:
             try:
                 parser.feed_data(data)
@@ -194,7 +195,7 @@ class ConnectionGuard:
                 self.cancel_timer()
         if self.refused:
             return False
-        if self.in_head:
+        if self.in_head and was_in_head:  # a head that began in this chunk counts from the next
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD:
                 self.refuse(431, "Request Header Fields Too Large",
