@@ -118,8 +118,10 @@ async def test_connections_per_address_counted_from_accept(spawn: Spawn) -> None
 
 
 async def test_proxy_counts_the_forwarded_address_once_the_head_arrived(spawn: Spawn) -> None:
+    # The flag wins over the environment.
     srv = spawn({"LIVEHUB_MAX_CONNECTIONS_PER_ADDRESS": "2", "LIVEHUB_HEADER_TIMEOUT": "8",
-                 "LIVEHUB_FORWARDED_ALLOW_IPS": f"{PROXY}, 10.0.0.0/8"})
+                 "LIVEHUB_FORWARDED_ALLOW_IPS": STRANGER},
+                args=["--forwarded-allow-ips", f"{PROXY}, 10.0.0.0/8"])
     mark = srv.mark()
     slug = ROOMS[1]
     # Before its request head a proxy's connection counts under no address.
