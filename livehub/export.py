@@ -586,7 +586,7 @@ def to_markdown(log: RoomLog) -> str:
     public_qs = [q for q in m.questions.values() if q.public]
     removed_qs = sum(1 for q in public_qs if q.removed)
     people = {str(ev.get("uid")) for ev in events
-              if ev.get("t") in ("msg", "q", "vote") and ev.get("uid")}
+              if ev.get("t") in ("msg", "q", "vote", "ballot") and ev.get("uid")}
     if events:
         first, last = int(events[0].get("ts", 0)), int(events[-1].get("ts", 0))
         span = (f"{_day(_dt(first))}, {m.clock(first)} to {m.clock(last)}"

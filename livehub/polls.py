@@ -23,8 +23,9 @@ Outcome = tuple[list[Event], dict[str, Any]]  # the events to commit, the ``ok``
 
 MAX_QUESTION: Final = 300
 MAX_OPTION: Final = 100
-# A room's polls all go into every welcome: a bound keeps that (and memory) small.
-MAX_POLLS: Final = 100
+# A room's polls all go into every welcome: at most 50 polls of at most ~5 KB each
+# keep it (and memory) small.
+MAX_POLLS: Final = 50
 
 
 @dataclass(slots=True)

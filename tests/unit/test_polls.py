@@ -9,6 +9,7 @@ import pytest
 
 from livehub import export
 from livehub import room as core
+from livehub.polls import MAX_POLLS
 from livehub.protocol import ErrorCode, ProtocolError
 from livehub.roles import Role
 from tests.unit.test_export import ANN, BOB, CAT, JO, MOD, Room
@@ -107,3 +108,12 @@ def test_badges_reach_the_transcript_but_never_from_a_guest_or_an_anonymous_aske
     md = export.to_markdown(r.room_log())
     assert "Cllr Jo, Eastmere \\*DC\\* (speaker): Hello" in md
     assert "Fake" not in md
+
+
+def test_a_room_holds_a_bounded_number_of_polls() -> None:
+    r = Room()
+    for i in range(MAX_POLLS):
+        r.do(JO, {"t": "poll", "question": f"Q{i}", "options": ["a", "b"]}, 1)
+    assert refused(r, JO, {"t": "poll", "question": "one more", "options": ["a", "b"]}) is (
+        ErrorCode.FORBIDDEN)
+    assert len(r.state.polls) == MAX_POLLS
