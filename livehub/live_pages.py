@@ -7,8 +7,9 @@
   (CSP ``frame-ancestors``, set in :mod:`livehub.pages`); every other page
   keeps ``frame-ancestors 'none'``.
 * ``/record/{room}``: a closed session's public record (:mod:`livehub.record`),
-  404 while the room is open. Rendered records are cached briefly, one render at
-  a time, so that a crowd reading a record costs one log read, not one each.
+  404 while the room is open. Records are rendered one at a time and reused while
+  the log has not grown, so that a crowd reading a record costs one log read and
+  one render, not one each.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from starlette.routing import BaseRoute, Route
 from livehub import export, metrics
 from livehub.api import fold, read_room_log
 from livehub.broker.base import BrokerUnavailable
-from livehub.hub import Hub
+from livehub.hub import Hub, RoomReplica
 from livehub.pages import _masthead, _page, not_found_html
 from livehub.programme import SLUG_RE, Session
 from livehub.record import record_body
 
-RECORD_TTL: Final = 10.0  # seconds a rendered record is served again without a log read
+RECORD_TTL: Final = 10.0  # seconds a record of a room not served here is reused
 
 
 def present_html(conference: str, title: str, slug: str) -> str:
@@ -149,12 +150,32 @@ async def embed_page(request: Request) -> Response:
                                    session.slug))
 
 
+@dataclass(frozen=True, slots=True)
+class _Record:
+    made: float  # time.monotonic() when rendered
+    epoch: str
+    seq: int  # the last event it includes
+    html: str
+
+
 @dataclass(slots=True)
 class _Records:
-    """Rendered records by room (bounded by the programme's sessions)."""
+    """Rendered records by room (bounded by the programme's sessions). Rendering a long
+    record takes a while (about a second for 5,000 events), so one is made at a time,
+    and reused while the room's log has not grown (known without I/O when this process
+    serves the room), else for ``RECORD_TTL`` seconds."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pages: dict[str, tuple[float, str]] = field(default_factory=dict)
+    pages: dict[str, _Record] = field(default_factory=dict)
+
+    def fresh(self, room: str, replica: RoomReplica | None) -> _Record | None:
+        hit = self.pages.get(room)
+        if hit is None:
+            return None
+        if replica is not None and replica.ready.is_set():
+            same = (hit.epoch, hit.seq) == (replica.state.epoch, replica.state.seq)
+            return hit if same else None
+        return hit if time.monotonic() - hit.made <= RECORD_TTL else None
 
 
 def _records(request: Request) -> _Records:
@@ -174,26 +195,30 @@ async def record_page(request: Request) -> Response:
     if replica is not None and replica.ready.is_set() and replica.state.open:
         return HTMLResponse(not_yet_html(conference, session), status_code=404)
     records = _records(request)
-    async with records.lock:
-        hit = records.pages.get(session.slug)
-        if hit is None or time.monotonic() - hit[0] > RECORD_TTL:
-            try:
-                history = await read_room_log(hub.broker, session.slug)
-            except BrokerUnavailable:
-                metrics.BROKER_ERRORS.labels("read").inc()
-                return JSONResponse({"error": "unavailable", "message":
-                                     "the server cannot reach its broker; retry"},
-                                    status_code=503, headers={"Retry-After": "5"})
-            if fold(session, history).open:
-                records.pages.pop(session.slug, None)
-                return HTMLResponse(not_yet_html(conference, session), status_code=404)
-            log = export.RoomLog(room=session.slug, events=history.events,
-                                 epoch=history.epoch, complete=history.complete,
-                                 session=session, conference=conference)
-            body = await run_in_threadpool(record_body, log)
-            hit = (time.monotonic(), record_html(conference, session, body))
-            records.pages[session.slug] = hit
-    return HTMLResponse(hit[1])
+    hit = records.fresh(session.slug, replica)
+    if hit is None:
+        async with records.lock:
+            hit = records.fresh(session.slug, replica)  # made while we waited?
+            if hit is None:
+                try:
+                    history = await read_room_log(hub.broker, session.slug)
+                except BrokerUnavailable:
+                    metrics.BROKER_ERRORS.labels("read").inc()
+                    return JSONResponse({"error": "unavailable", "message":
+                                         "the server cannot reach its broker; retry"},
+                                        status_code=503, headers={"Retry-After": "5"})
+                if fold(session, history).open:
+                    records.pages.pop(session.slug, None)
+                    return HTMLResponse(not_yet_html(conference, session), status_code=404)
+                log = export.RoomLog(room=session.slug, events=history.events,
+                                     epoch=history.epoch, complete=history.complete,
+                                     session=session, conference=conference)
+                body = await run_in_threadpool(record_body, log)
+                seq = history.events[-1]["seq"] if history.events else 0
+                hit = _Record(time.monotonic(), history.epoch, seq,
+                              record_html(conference, session, body))
+                records.pages[session.slug] = hit
+    return HTMLResponse(hit.html)
 
 
 def routes() -> list[BaseRoute]:

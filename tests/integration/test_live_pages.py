@@ -76,6 +76,9 @@ async def test_the_record_is_404_while_open_and_public_once_closed(
         assert "Shy Person" not in html and ">shy<" not in html
         assert "Moderation" not in html
         assert "<script" not in html
+        # A moderator's post in the closed room is in the record at once (the log grew).
+        assert (await mod.request({"t": "post", "text": "Minutes to follow"}))["t"] == "ok"
+        assert "Minutes to follow" in (await http.get(url)).text
         # Reopened: the record goes away again.
         await mod.request({"t": "settings", "state": "open"})
         assert (await http.get(url)).status_code == 404
