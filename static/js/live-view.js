@@ -4,7 +4,7 @@
 // latest messages, for an <iframe> on a council's site). Both join as a
 // watcher (`hello` with `watch: true`): no controls, not counted online.
 
-import { takeToken } from './auth.js';
+import { takeToken, tokenRefused } from './auth.js';
 import { Connection } from './connection.js';
 import { byId, fill, h } from './dom.js';
 import { plural } from './format.js';
@@ -18,7 +18,7 @@ const mode = main.dataset.mode; // 'present' or 'embed'
 const NEXT = mode === 'present' ? 5 : 10;
 const MESSAGES = 30;
 const state = new RoomState();
-const signIn = takeToken(slug);
+let signIn = takeToken(slug);
 let drawPending = false;
 let status = 'Connecting…';
 
@@ -76,25 +76,36 @@ function draw() {
   }
 }
 
-const conn = new Connection(slug, {
-  credentials: () => (signIn ? { token: signIn.token, watch: true } : { watch: true }),
-  onWelcome: (w) => {
-    state.welcome(w);
-    redraw();
-  },
-  onEvent: (ev) => {
-    state.apply(ev);
-    redraw();
-  },
-  onStatus: (s) => {
-    status = s === 'online' ? 'Live.' : s === 'offline' ? 'Reconnecting…' : 'Connecting…';
-    redraw();
-  },
-  onFatal: (kind) => {
-    status = kind === 'auth'
-      ? 'This session is for signed-in people: open this page with a sign-in link.'
-      : kind === 'not_found' ? 'There is no such session.' : 'This view cannot join the session.';
-    byId('live-status').textContent = status;
-  },
-});
-conn.start();
+function connect() {
+  const conn = new Connection(slug, {
+    credentials: () => (signIn ? { token: signIn.token, watch: true } : { watch: true }),
+    onWelcome: (w) => {
+      state.welcome(w);
+      redraw();
+    },
+    onEvent: (ev) => {
+      state.apply(ev);
+      redraw();
+    },
+    onStatus: (s) => {
+      status = s === 'online' ? 'Live.' : s === 'offline' ? 'Reconnecting…' : 'Connecting…';
+      redraw();
+    },
+    onFatal: (kind) => {
+      if (kind === 'auth' && signIn) {
+        // A sign-in link from elsewhere that is not valid here: watch without it.
+        tokenRefused(slug, signIn);
+        signIn = null;
+        connect();
+        return;
+      }
+      status = kind === 'auth'
+        ? 'This session is for signed-in people: open this page with a sign-in link.'
+        : kind === 'not_found' ? 'There is no such session.' : 'This view cannot join the session.';
+      byId('live-status').textContent = status;
+    },
+  });
+  conn.start();
+}
+
+connect();

@@ -168,3 +168,18 @@ def test_badges_show_beside_names_and_never_for_guests(open_room: OpenRoom) -> N
     own = cllr.post("Hello from a guest").locator(".byline")
     expect(own.locator(".badge--guest")).to_be_visible()
     expect(own.locator(".affiliation")).to_have_count(0)
+
+
+def test_the_presentation_view_of_a_members_room_needs_a_sign_in_link(
+        browser: Any, site: LivehubProcess) -> None:
+    page, log = open_page(browser, f"{site.url}/present/members")
+    expect(page.locator("#live-status")).to_contain_text("open this page with a sign-in link")
+    member = token("participant", "Cllr Member", sub="present-member", rooms=["members"])
+    page.goto("about:blank")  # a new load, not a jump within the page
+    page.goto(f"{site.url}/present/members#token={member}")
+    expect(page.locator("#live-status")).to_have_text("Live.")
+    # That link is for one room: elsewhere the view watches as a guest would.
+    page.goto(f"{site.url}/present/present")
+    expect(page.locator("#live-status")).to_have_text("Live.")
+    page.context.close()
+    clean(log)
