@@ -7,7 +7,15 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.cluster.conftest import Cluster, Member, close_all, join_all
+from tests.cluster.conftest import (
+    Cluster,
+    Member,
+    close_all,
+    eventually_async,
+    join_all,
+    online_in,
+)
+from tests.support import Client, LivehubProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -54,3 +62,26 @@ async def test_ballots_through_two_processes_count_exactly(
     err = await voters[1].request({"t": "ballot", "pid": pid, "choices": [1]})  # on p2
     assert err["t"] == "error" and err["code"] == "poll_closed", err
     await close_all(everyone)
+
+
+async def _online_is(proc: LivehubProcess, room: str, n: int) -> bool:
+    return await online_in(proc, room) == n
+
+
+async def test_watchers_are_not_counted_online_on_any_process(
+        cluster: Cluster, fresh_room: Callable[[], str]) -> None:
+    p1, p2 = cluster.procs
+    room = fresh_room()
+    ann = Member(room, "ann")
+    await ann.join(p1)
+    watchers = [await Client.join(p.ws_url, room, watch=True) for p in (p1, p2, p2)]
+    bob = Member(room, "bob")
+    welcome = await bob.join(p2)
+    assert welcome["online"] == 2
+    assert all(w.welcome["me"]["watch"] for w in watchers)
+    for proc in (p1, p2):
+        await eventually_async(lambda proc=proc: _online_is(proc, room, 2), 5,
+                               f"online 2 on {proc.port}")
+    for w in watchers:
+        await w.close()
+    await close_all([ann, bob])
