@@ -140,8 +140,9 @@ def claims_of(token: str) -> dict[str, Any]:
     return claims
 
 
-def refused(response: httpx.Response, status: int = 400) -> str:
-    """Check a refusal page: its status, plain HTML, no token, the cookie cleared."""
+def refused(response: httpx.Response, status: int = 400, *, callback: bool = True) -> str:
+    """Check a refusal page: its status, plain HTML, no token; a callback's clears the
+    cookie, a login's sets none."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("text/html")
     text = response.text
@@ -150,6 +151,9 @@ def refused(response: httpx.Response, status: int = 400) -> str:
     assert "Traceback" not in text
     assert "Try signing in again" in text
     set_cookie = response.headers.get("set-cookie", "")
+    if not callback:
+        assert set_cookie == ""
+        return text
     assert set_cookie.startswith(f"{COOKIE}=") and "Max-Age=0" in set_cookie, set_cookie
     return text
 
