@@ -315,6 +315,10 @@ def _check_sign_in(document: Mapping[str, Any], source: str,
                    problems: list[str]) -> SignInRules | None:
     if "sign_in" not in document:
         return None
+    if not isinstance(document["sign_in"], dict):
+        problems.append(f"{source}: sign_in: must be a table ([sign_in]) "
+                        f"(got {_show(document['sign_in'])})")
+        return None
     rules, found = parse_sign_in(document["sign_in"])
     problems.extend(f"{source}: sign_in: field {_quote(name)}: {problem}"
                     for name, problem in found)

@@ -152,3 +152,20 @@ def test_https_public_url_makes_the_cookie_secure(provider: TestProvider,
             login.headers["location"]
     finally:
         proc.terminate()
+
+
+def test_livehub_check_validates_the_sign_in_table(tmp_path: Path) -> None:
+    bad = tmp_path / "programme.toml"
+    bad.write_text('[conference]\ntitle = "C"\n\n[[session]]\nslug = "a"\ntitle = "A"\n\n'
+                   '[sign_in]\naffiliation = "Two\\nlines"\nmoderator = ["a@b.org"]\n'
+                   'speakers = ["*.eastmere.gov.uk", "group:ok"]\n')
+    result = subprocess.run([sys.executable, "-m", "livehub", "check", str(bad)], cwd=REPO,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, lines
+    for field in ("moderator", "affiliation", "speakers"):
+        assert any(line.startswith(f'{bad}: sign_in: field "{field}": ') for line in lines)
+    good = subprocess.run([sys.executable, "-m", "livehub", "check", str(PROGRAMME)],
+                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0, good.stderr
