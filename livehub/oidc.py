@@ -35,6 +35,8 @@ SCOPE: Final = "openid email profile"
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                      "ES256", "ES384", "ES512", "EdDSA")
 DISCOVERY_TTL: Final = 300.0  # seconds a read of the discovery document is reused
+FAILURE_TTL: Final = 5.0  # seconds a failed discovery read is answered from memory
+MAX_CONCURRENT: Final = 16  # calls to the provider in flight at once, per process
 HTTP_TIMEOUT: Final = httpx.Timeout(5.0)
 MAX_BODY: Final = 1 << 20  # largest discovery, JWKS or token answer read (bytes)
 
@@ -101,6 +103,10 @@ class Provider:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._anonymous_keys: list[jwt.PyJWK] = []
         self._lock = asyncio.Lock()  # concurrent sign-ins share one fetch
+        self._failure: tuple[float, str] | None = None  # (when, why) discovery last failed
+        # Anyone can start a sign-in and send back a made-up code: bound what that makes
+        # this process ask of the provider at once.
+        self.calls = asyncio.Semaphore(MAX_CONCURRENT)
 
     # --- reading the provider ---------------------------------------------------------
 
@@ -120,8 +126,17 @@ class Provider:
         async with self._lock:
             fresh = time.monotonic() - self._metadata_at < DISCOVERY_TTL
             if self._metadata is None or not fresh:
+                # A provider that is down is not asked again for every visitor.
+                failed = self._failure
+                if failed is not None and time.monotonic() - failed[0] < FAILURE_TTL:
+                    raise ProviderUnavailable(failed[1])
                 url = f"{self.settings.issuer.rstrip('/')}/.well-known/openid-configuration"
-                doc = await self._get_json(client, url, "discovery document")
+                try:
+                    doc = await self._get_json(client, url, "discovery document")
+                except ProviderUnavailable as exc:
+                    self._failure = (time.monotonic(), str(exc))
+                    raise
+                self._failure = None
                 for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                     if not isinstance(doc.get(key), str):
                         raise ProviderUnavailable(f"the provider's discovery document has "

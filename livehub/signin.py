@@ -249,7 +249,7 @@ async def _callback(request: Request, sign_in: SignIn) -> Response:
         return refusal_page(400, "Sign-in did not work",
                             "The sign-in service sent no sign-in code.", next_path)
     try:
-        async with http_client() as client:
+        async with sign_in.provider.calls, http_client() as client:
             id_token = await sign_in.provider.exchange(client, code, cookie["verifier"])
             claims = await sign_in.provider.verify(client, id_token, cookie["nonce"])
     except ProviderUnavailable as exc:

@@ -96,6 +96,8 @@ def make_app(provider: Provider) -> Starlette:
     p = provider
 
     async def discovery(request: Request) -> Response:
+        if "discovery_status" in p.tweaks:
+            return JSONResponse({"error": "broken"}, status_code=p.tweaks["discovery_status"])
         return JSONResponse({
             "issuer": p.issuer, "authorization_endpoint": f"{p.issuer}/authorize",
             "token_endpoint": f"{p.issuer}/token", "jwks_uri": f"{p.issuer}/jwks",
@@ -107,6 +109,8 @@ def make_app(provider: Provider) -> Starlette:
 
     async def jwks(request: Request) -> Response:
         p.jwks_hits += 1
+        if "jwks_status" in p.tweaks:
+            return JSONResponse({"error": "broken"}, status_code=p.tweaks["jwks_status"])
         return JSONResponse(p.jwks())
 
     async def authorize_form(request: Request) -> Response:
@@ -142,6 +146,8 @@ def make_app(provider: Provider) -> Starlette:
                                 status_code=302)
 
     async def token(request: Request) -> Response:
+        if "token_status" in p.tweaks:
+            return JSONResponse({"error": "server_error"}, status_code=p.tweaks["token_status"])
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         try:

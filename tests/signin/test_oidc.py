@@ -287,3 +287,15 @@ def test_default_next_is_the_programme(livehub: LivehubProcess,
     started = start(livehub.url, None)
     response = callback(answer(provider, started, email="a@example.org"), started.cookie)
     assert response.headers["location"].startswith(f"{livehub.url}/#token=")
+
+
+def test_provider_errors_are_502(livehub: LivehubProcess, provider: TestProvider) -> None:
+    started = start(livehub.url)
+    url = answer(provider, started, email="a@example.org")
+    provider.control(tweaks={"token_status": 503})
+    refused(callback(url, started.cookie), 502)
+    # A new key to fetch, and a JWKS that answers with an error.
+    provider.control(rotate=True, tweaks={"jwks_status": 500})
+    refused(sign_in(livehub.url, provider, email="a@example.org"), 502)
+    provider.control(tweaks={})
+    token_of(sign_in(livehub.url, provider, email="a@example.org"), livehub.url)

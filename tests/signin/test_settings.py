@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,21 @@ def test_provider_down_is_a_502_page_and_the_server_carries_on(tmp_path: Path) -
 
         assert asyncio.run(join()) == "speaker"  # livehub token's tokens keep working
     finally:
+        proc.terminate()
+
+
+def test_discovery_answering_an_error_is_502(provider: TestProvider, tmp_path: Path) -> None:
+    proc = LivehubProcess(log_path=tmp_path / "livehub.log")
+    proc.env = oidc_env(provider.issuer, proc.url)
+    proc.start()
+    try:
+        provider.control(tweaks={"discovery_status": 500})
+        refused(httpx.get(f"{proc.url}/auth/login", timeout=10), 502, callback=False)
+        provider.control(tweaks={})
+        time.sleep(5.1)  # a failed discovery is remembered for 5 s, then asked again
+        assert httpx.get(f"{proc.url}/auth/login", timeout=10).status_code == 302
+    finally:
+        provider.control(tweaks={})
         proc.terminate()
 
 
