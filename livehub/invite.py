@@ -107,7 +107,8 @@ def _check_row(row: list[str], columns: dict[str, int], width: int,
     elif len(name) > NAME_MAX:
         found.append(("name", f"must be at most {NAME_MAX} characters (got {len(name)})"))
     elif one_line_problem(name, NAME_MAX):
-        found.append(("name", "must be one line (no line breaks or control characters)"))
+        found.append(("name", "must be one line (no line breaks, control or bidirectional "
+                              "characters)"))
     role = _cell(row, columns["role"])
     if parse_role(role.strip().lower()) is None:
         choices = ", ".join(str(r) for r in Role)

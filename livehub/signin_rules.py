@@ -26,8 +26,9 @@ AFFILIATION_MAX = 80
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-# One line: no CR, LF, other C0/C1 controls, or Unicode line/paragraph separators.
-_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# One line that cannot reorder the text around it: no CR, LF or other C0/C1 control, no
+# line or paragraph separator, no bidirectional mark, embedding, override or isolate.
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ def one_line_problem(value: object, limit: int = AFFILIATION_MAX) -> str | None:
     if len(value) > limit:
         return f"must be at most {limit} characters (got {len(value)})"
     if _NOT_ONE_LINE.search(value):
-        return "must be one line (no line breaks or control characters)"
+        return "must be one line (no line breaks, control or bidirectional characters)"
     return None
 
 

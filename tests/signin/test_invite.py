@@ -118,6 +118,7 @@ def test_bad_file_names_each_problem_with_its_line(tmp_path: Path) -> None:
         f"Dee,participant,forum,{'A' * 81},e@example.org\n"   # line 8: affiliation
         'Eve,participant,forum,"two\nlines",f@example.org\n'  # line 9-10: affiliation
         "Fay,Moderator,Board,,g@example.org\n"                # line 11: room is a slug
+        "Gil\u202eadmin,participant,forum,,h@example.org\n"  # line 12: bidi override
     )
     result = run_invite(source)
     assert result.returncode != 0
@@ -125,7 +126,7 @@ def test_bad_file_names_each_problem_with_its_line(tmp_path: Path) -> None:
     lines = result.stderr.decode().splitlines()
     expected = [
         (3, "role"), (4, "name"), (4, "room"), (6, "name"), (7, "name"),
-        (8, "affiliation"), (9, "affiliation"), (11, "room"),
+        (8, "affiliation"), (9, "affiliation"), (11, "room"), (12, "name"),
     ]
     assert len(lines) == len(expected), lines
     for line, (number, column) in zip(lines, expected, strict=True):

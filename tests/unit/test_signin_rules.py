@@ -76,6 +76,7 @@ def test_verified_email(claims: dict[str, Any], email: str | None) -> None:
     ({"affiliation": ""}, "affiliation", "empty"),
     ({"affiliation": "A" * 81}, "affiliation", "at most 80"),
     ({"affiliation": "Two\nlines"}, "affiliation", "one line"),
+    ({"affiliation": "Eastmere\u202e Council"}, "affiliation", "one line"),
     ({"affiliation": 5}, "affiliation", "string"),
     ({"moderators": "a@b.org"}, "moderators", "list"),
     ({"moderators": ["not-an-email"]}, "moderators", "item 1"),
