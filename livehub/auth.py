@@ -91,7 +91,8 @@ def verify(secret: str, token: str) -> Identity:
     if is_guest and role is not Role.PARTICIPANT:
         raise AuthError("a guest token must be a participant's")
     affiliation = claims.get("affiliation")
-    return Identity(uid=sub, name=name[:50], role=role,
+    # Signed-in names may be longer than a guest's 50 (sign-in and invites allow 80).
+    return Identity(uid=sub, name=name[:80], role=role,
                     rooms=None if rooms is None else frozenset(rooms), guest=is_guest,
                     affiliation=affiliation if isinstance(affiliation, str) and not is_guest
                     else None)

@@ -117,8 +117,8 @@ def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: st
         seconds = auth.parse_ttl(ttl)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--ttl") from None
-    if not name or len(name) > 50:
-        raise click.BadParameter("must be 1 to 50 characters", param_hint="--name")
+    if not name or len(name) > 80:
+        raise click.BadParameter("must be 1 to 80 characters", param_hint="--name")
     problem = name_problem(name)
     if problem is not None:
         raise click.BadParameter(problem, param_hint="--name")
