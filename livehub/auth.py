@@ -27,7 +27,7 @@ class Identity:
     role: Role
     rooms: frozenset[str] | None = None  # None: valid in every room
     guest: bool = False
-    affiliation: str | None = None  # a badge, e.g. "Eastmere District Council"
+    affiliation: str | None = None  # the organisation shown beside the name (badges)
 
     def may_enter(self, room: str) -> bool:
         return self.rooms is None or room in self.rooms
@@ -57,7 +57,7 @@ def mint(secret: str, *, name: str, role: Role, sub: str | None = None,
         claims["rooms"] = list(rooms)
     if guest:
         claims["guest"] = True
-    elif affiliation is not None:
+    elif affiliation:  # a guest never carries one
         claims["affiliation"] = affiliation
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -95,7 +95,8 @@ def verify(secret: str, token: str) -> Identity:
         problem = affiliation_problem(affiliation)
         if problem:
             raise AuthError(f"token affiliation {problem}")
-    return Identity(uid=sub, name=name[:50], role=role,
+    # Signed-in names may be longer than a guest's 50 (sign-in and invites allow 80).
+    return Identity(uid=sub, name=name[:80], role=role,
                     rooms=None if rooms is None else frozenset(rooms), guest=is_guest,
                     affiliation=None if is_guest else affiliation)
 
