@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +17,7 @@ from playwright.sync_api import Page, expect
 from livehub.auth import mint
 from livehub.roles import Role
 from tests.browser.conftest import OpenRoom
-from tests.browser.helpers import DESKTOP, PageLog, wire
+from tests.browser.helpers import DESKTOP, PROGRAMME, PageLog, wire
 from tests.support import SECRET, LivehubProcess, token
 
 
@@ -183,3 +189,52 @@ def test_the_presentation_view_of_a_members_room_needs_a_sign_in_link(
     expect(page.locator("#live-status")).to_have_text("Live.")
     page.context.close()
     clean(log)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def host_site(directory: Path) -> Iterator[str]:
+    """Another site (another origin: localhost and its own port) serving ``directory``."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+        httpd.server_close()
+
+
+def test_the_embed_shows_in_a_listed_sites_iframe_and_nowhere_else(
+        browser: Any, tmp_path: Path) -> None:
+    (tmp_path / "live.html").write_text("placeholder")
+    with host_site(tmp_path) as council, host_site(tmp_path) as elsewhere:
+        server = LivehubProcess(env={"LIVEHUB_PROGRAMME": str(PROGRAMME),
+                                     "LIVEHUB_EMBED_ORIGINS": council},
+                                log_path=tmp_path / "livehub.log").start()
+        try:
+            (tmp_path / "live.html").write_text(
+                '<!doctype html><html lang="en"><title>Council</title>'
+                "<h1>Our live session</h1>"
+                f'<iframe src="{server.url}/embed/chat" title="Live discussion" '
+                'width="800" height="600"></iframe>')
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{council}/live.html")
+            frame = page.frame_locator("iframe")
+            expect(frame.locator("#live-status")).to_have_text("Live.")
+            expect(frame.get_by_role("heading", level=1)).to_have_text("Open chat")
+            page.goto(f"{elsewhere}/live.html")
+            expect(page.get_by_role("heading", name="Our live session")).to_be_visible()
+            page.wait_for_timeout(1000)
+            embedded = [f for f in page.frames if f is not page.main_frame]
+            assert embedded and not embedded[0].url.startswith(server.url)  # refused
+            context.close()
+        finally:
+            server.terminate()
