@@ -46,6 +46,15 @@ class Config(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
 
+    @field_validator("redis_url")
+    @classmethod
+    def _cluster_url_is_well_formed(cls, v: str | None) -> str | None:
+        if v and v.startswith("redis+cluster://"):
+            from livehub.broker.cluster import parse_cluster_url
+
+            parse_cluster_url(v)  # a ValueError names what is wrong
+        return v or None
+
     @field_validator("secret")
     @classmethod
     def _empty_secret_is_none(cls, v: str | None) -> str | None:
