@@ -51,7 +51,10 @@ def parse_cluster_url(url: str) -> tuple[list[Addr], str | None, str | None]:
     (seed nodes, username, password). Raises ValueError naming what is wrong."""
     if not url.startswith(SCHEME):
         raise ValueError(f"a Redis Cluster URL starts with {SCHEME}")
-    rest = url[len(SCHEME):].split("?", 1)[0].rstrip("/")
+    rest = url[len(SCHEME):]
+    if "?" in rest:
+        raise ValueError("a Redis Cluster URL takes no ?options")
+    rest = rest.rstrip("/")
     userinfo, _, hosts = rest.rpartition("@")
     username = password = None
     if userinfo:

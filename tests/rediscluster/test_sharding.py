@@ -26,7 +26,7 @@ def test_url_forms() -> None:
     assert parse_cluster_url("redis+cluster://u:p%40ss@[::1]:7000") == (
         [("::1", 7000)], "u", "p@ss")
     for bad in ("redis://a:1", "redis+cluster://a", "redis+cluster://a:1,", "redis+cluster://a:x",
-                "redis+cluster://a:1/2"):
+                "redis+cluster://a:1/2", "redis+cluster://a:1?ssl=true"):
         with pytest.raises(ValueError):
             parse_cluster_url(bad)
 
