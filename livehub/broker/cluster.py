@@ -272,8 +272,9 @@ class ClusterBroker(RedisBroker):
                     continue
                 groups.setdefault(owner, []).append(room)
         resync: list[str] = []
-        for addr, rooms in groups.items():
-            placed = await self._place(addr, rooms)
+        # Concurrently: a node that does not answer must not hold up the others' rooms.
+        outcomes = await asyncio.gather(*(self._place(a, r) for a, r in groups.items()))
+        for rooms, placed in zip(groups.values(), outcomes, strict=True):
             settled = settled and len(placed) == len(rooms)
             for room in placed:
                 fut = self._waiting.pop(room, None)
