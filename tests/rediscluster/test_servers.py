@@ -227,6 +227,53 @@ async def test_planned_failover_mid_burst_loses_no_acknowledged_post(
     await close_all(everyone)
 
 
+async def test_a_promoted_replica_that_lagged_gets_a_new_epoch(
+        redis_cluster: RedisCluster, servers: Callable[..., Cluster], rooms: Rooms) -> None:
+    """What asynchronous replication loses, made certain: the primary keeps acknowledging
+    while its replica is cut off, then the replica takes over as it is. The acknowledged
+    tail is gone, and every client learns so: close 1013, then ``recovered: false``
+    under a new epoch; nobody is shown a seq from the lost tail as if it still held."""
+    cl = servers()
+    p1, p2 = cl.procs
+    room = rooms.on()
+    shard = redis_cluster.shard_of(rooms.channel(room))
+    replica = shard["replicas"][0]
+    ann, bob = Member(room, "ann"), Member(room, "bob")
+    await ann.join(p1)
+    await bob.join(p2)
+    for i in range(5):
+        assert (await ann.post(f"kept {i}"))["t"] == "ok"
+    await bob.catch_up(5)
+    await asyncio.sleep(0.5)  # replicated by now
+    before = ann.epoch
+    with redis_cluster.node(replica) as c:
+        # Cut the replica off: it logs in to its primary as a user that does not exist,
+        # so it cannot sync again after its link is killed.
+        c.config_set("masteruser", "nobody-here")
+        c.config_set("masterauth", "wrong")
+        c.execute_command("CLIENT KILL TYPE master")
+    try:
+        for i in range(5):
+            assert (await ann.post(f"lost {i}"))["t"] == "ok"
+        await bob.catch_up(10)
+        with redis_cluster.node(replica) as c:
+            c.execute_command("CLUSTER FAILOVER TAKEOVER")  # as it is: no catching up
+        await asyncio.to_thread(redis_cluster.wait_ok, 30)
+    finally:
+        with redis_cluster.node(replica) as c:
+            c.config_set("masteruser", "")
+            c.config_set("masterauth", "")
+    assert redis_cluster.primary_of(rooms.channel(room)) == replica
+    for m in (ann, bob):
+        closed = await m.expect_close(15)
+        assert closed.code == 1013, closed
+        welcome = await m.join(p1)
+        assert welcome["recovered"] is False and welcome["epoch"] != before, welcome
+        assert welcome["seq"] <= 5  # the log as the new primary has it
+    assert (await ann.post("after"))["t"] == "ok"
+    await close_all([ann, bob])
+
+
 async def test_primary_crash_mid_burst(
         redis_cluster: RedisCluster, servers: Callable[..., Cluster], rooms: Rooms) -> None:
     """SIGKILL of a room's primary: its replica takes over after the node timeout.
