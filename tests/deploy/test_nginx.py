@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,8 +45,8 @@ PROXY = "127.0.0.1"  # nginx's address, as livehub sees it
 
 def _forwarded_args() -> tuple[list[str], dict[str, str]]:
     """Name nginx as the trusted proxy: with the flag where `serve` has it, else the env."""
-    help_text = subprocess.run([str(REPO / ".venv/bin/livehub"), "serve", "--help"],
-                               capture_output=True, text=True, check=False).stdout
+    help_text = subprocess.run([sys.executable, "-m", "livehub", "serve", "--help"],
+                               capture_output=True, text=True, check=False, cwd=REPO).stdout
     if "--forwarded-allow-ips" in help_text:
         return ["--forwarded-allow-ips", PROXY], {}
     return [], {"LIVEHUB_FORWARDED_ALLOW_IPS": PROXY, "FORWARDED_ALLOW_IPS": PROXY}
