@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from livehub import api, http, pages
 from livehub.broker import Broker, make_broker
-from livehub.config import Config
+from livehub.client_address import ClientAddressMiddleware, parse_proxies
+from livehub.config import Config, secret_problem
 from livehub.hub import Hub
 from livehub.programme import Programme, load_programme
 from livehub.ws import websocket_endpoint
@@ -25,10 +27,11 @@ class ConfigError(Exception):
 
 def resolve_secret(config: Config) -> str:
     """The signing secret; in development a random one is made (and said so)."""
+    problem = secret_problem(config)
+    if problem is not None:
+        raise ConfigError(problem)
     if config.secret:
         return config.secret
-    if config.env == "production":
-        raise ConfigError("LIVEHUB_SECRET must be set when LIVEHUB_ENV=production")
     raise ConfigError("no LIVEHUB_SECRET: the CLI makes a development secret; "
                       "set LIVEHUB_SECRET when building the app yourself")
 
@@ -63,7 +66,10 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
             *pages.routes(),
             WebSocketRoute("/ws/{room}", websocket_endpoint),
         ],
-        middleware=pages.middleware(),
+        # First: every handler below sees the client address as request.client.host.
+        middleware=[Middleware(ClientAddressMiddleware,
+                               proxies=parse_proxies(config.forwarded_allow_ips)),
+                    *pages.middleware()],
         lifespan=lifespan,
     )
     app.state.hub = hub

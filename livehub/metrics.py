@@ -69,3 +69,8 @@ PROGRAMME_RELOADS = Counter(
     "Programme reloads (SIGHUP or POST /api/programme/reload) by outcome: ok or refused",
     ["outcome"], registry=REGISTRY,
 )
+REFUSALS = Counter(
+    "livehub_refusals_total",
+    "Requests and connections refused by a fair limit (livehub.limits_log), by limit",
+    ["limit"], registry=REGISTRY,
+)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,15 +42,6 @@ pytestmark = [
 PROXY = "127.0.0.1"  # nginx's address, as livehub sees it
 
 
-def _forwarded_args() -> tuple[list[str], dict[str, str]]:
-    """Name nginx as the trusted proxy: with the flag where `serve` has it, else the env."""
-    help_text = subprocess.run([sys.executable, "-m", "livehub", "serve", "--help"],
-                               capture_output=True, text=True, check=False, cwd=REPO).stdout
-    if "--forwarded-allow-ips" in help_text:
-        return ["--forwarded-allow-ips", PROXY], {}
-    return [], {"LIVEHUB_FORWARDED_ALLOW_IPS": PROXY, "FORWARDED_ALLOW_IPS": PROXY}
-
-
 @dataclass
 class Site:
     nginx: Nginx
@@ -69,12 +59,11 @@ def site(tmp_path: Path) -> Iterator[Site]:
     with RedisServer() as redis:
         namespace = f"lhd-{uuid.uuid4().hex[:8]}"
         programme = write_programme(tmp_path / "programme.toml", rooms=4)
-        args, env = _forwarded_args()
 
         def make(port: int, tag: str) -> LivehubProcess:
             return LivehubProcess(
-                port=port, args=["--redis", redis.url, *args],
-                env={**BASE_ENV, **env, "LIVEHUB_PROGRAMME": str(programme),
+                port=port, args=["--redis", redis.url, "--forwarded-allow-ips", PROXY],
+                env={**BASE_ENV, "LIVEHUB_PROGRAMME": str(programme),
                      "LIVEHUB_REDIS_NAMESPACE": namespace},
                 log_path=tmp_path / f"livehub-{tag}.log").start()
 
