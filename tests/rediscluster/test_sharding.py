@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.crc import key_slot
 
 from livehub.broker.base import BrokerUnavailable
 from livehub.broker.cluster import ClusterBroker, parse_cluster_url, sharded
@@ -113,3 +114,44 @@ async def test_unreachable_cluster_is_unavailable_not_an_error(room_prefix: str)
             await broker.commit(f"{room_prefix}-x", [ev(1)])
     finally:
         await broker.close()
+
+
+def _migrate_slot(cluster: RedisCluster, slot: int, src: int, dst: int) -> None:
+    """Move ``slot`` with its keys from primary ``src`` to primary ``dst`` (as
+    ``redis-cli --cluster reshard`` does), and tell every primary."""
+    with cluster.node(src) as s, cluster.node(dst) as d:
+        src_id, dst_id = s.execute_command("CLUSTER MYID"), d.execute_command("CLUSTER MYID")
+        d.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        s.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        while keys := s.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            s.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+        d.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+        s.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    cluster.wait_ok()
+
+
+async def test_subscriptions_follow_a_slot_migration(
+        redis_cluster: RedisCluster, cluster_brokers: ClusterBrokers, room_prefix: str) -> None:
+    """A room's slot resharded to another primary: commits follow MOVED, the subscription
+    moves to the new owner and the subscriber is told to resync."""
+    a, b = await cluster_brokers(), await cluster_brokers()
+    rec = Recorder()
+    room = f"{room_prefix}-moving"
+    channel = f"livehub:{{{room}}}:ch"
+    await b.subscribe(room, rec)
+    await a.commit(room, [ev(1)])
+    await rec.wait_seq(room, 1)
+    src = redis_cluster.primary_of(channel)
+    dst = next(p for p in _rooms_primaries(redis_cluster) if p != src)
+    await asyncio.to_thread(_migrate_slot, redis_cluster, key_slot(channel.encode()), src, dst)
+    assert redis_cluster.primary_of(channel) == dst
+    await a.commit(room, [ev(2)])  # the cluster client follows MOVED
+    await eventually(lambda: room in rec.resyncs, 10, "on_resync after the migration")
+    await eventually(lambda: _shardnumsub(redis_cluster, dst, channel) == 1, 5, "SSUBSCRIBE")
+    await a.commit(room, [ev(3)])
+    await rec.wait_seq(room, 3, timeout=5)
+    assert (await b.read(room)).head == 3
+
+
+def _rooms_primaries(cluster: RedisCluster) -> list[int]:
+    return sorted({cluster.primary_of(f"{{k{i}}}") for i in range(50)})
