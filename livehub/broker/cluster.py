@@ -37,7 +37,7 @@ from redis.asyncio.cluster import ClusterNode
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-from livehub.broker.base import Listener
+from livehub.broker.base import BrokerUnavailable, Listener
 from livehub.broker.redis import RedisBroker
 from livehub.broker.shard import Addr, Shard
 
@@ -123,7 +123,7 @@ class ClusterBroker(RedisBroker):
         assert isinstance(self._redis, RedisCluster)
         return _ClusterScript(self._redis, sharded(text))
 
-    def _unavailable(self, exc: BaseException | None = None) -> Any:
+    def _unavailable(self, exc: BaseException | None = None) -> BrokerUnavailable:
         if exc is not None:
             self._map_stale = True  # a failing command may mean a failover
         return super()._unavailable(exc)
