@@ -70,6 +70,14 @@ class Config(BaseSettings):
     oidc_client_secret: str | None = None
     public_url: str | None = None
 
+    @field_validator("redis_url")
+    @classmethod
+    def _cluster_url_is_well_formed(cls, v: str | None) -> str | None:
+        if v and v.startswith("redis+cluster://"):
+            from livehub.broker.cluster import parse_cluster_url
+
+            parse_cluster_url(v)  # a ValueError names what is wrong
+        return v or None
 
     @field_validator("secret", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
                      "public_url")
