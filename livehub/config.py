@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import re
+from typing import Final, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# scheme://host[:port], nothing else: these go into a CSP header as they are.
+_ORIGIN_RE: Final = re.compile(r"https?://(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(?::\d{1,5})?")
 
 
 class Config(BaseSettings):
@@ -22,6 +26,8 @@ class Config(BaseSettings):
     )
     programme: str | None = None
     allowed_origins: str = ""  # comma-separated; empty: the server's own origin; "*": any
+    # Origins whose pages may frame /embed/{room} (CSP frame-ancestors); empty: none.
+    embed_origins: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "LIVEHUB_PORT", "port"))
 
@@ -32,7 +38,14 @@ class Config(BaseSettings):
     flood_limit: int = Field(default=20, ge=1)
     max_frame: int = Field(default=64 * 1024, ge=256)
     max_text: int = Field(default=2000, ge=1)
-    max_connections_per_ip: int = Field(default=200, ge=0)  # 0: unlimited
+    # Open connections per client address per process, counted from accept; 0: off.
+    max_connections_per_address: int = Field(default=500, ge=0)
+    # The old name (counted at the upgrade, default 200): still read for one release.
+    max_connections_per_ip: int | None = Field(default=None, ge=0)
+    # Open connections per process, HTTP and WebSocket; also kept below the open-file limit.
+    max_connections: int = Field(default=20_000, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)  # seconds from accept to a request head
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # proxies whose X-Forwarded-For is read
     # Fair limits (docs/protocol.md): per client address, on every process together.
     guest_address_rate: int = Field(default=120, ge=0)  # guests' publishing per 10 s; 0: off
     guest_votes_per_address: int = Field(default=50, ge=0)  # per question (and poll); 0: off
@@ -57,11 +70,53 @@ class Config(BaseSettings):
     shutdown_grace: float = Field(default=8.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
+    # Sign-in with an OpenID Connect provider: all four or none (see livehub.oidc).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    public_url: str | None = None
 
-    @field_validator("secret")
+    @field_validator("redis_url")
+    @classmethod
+    def _cluster_url_is_well_formed(cls, v: str | None) -> str | None:
+        if v and v.startswith("redis+cluster://"):
+            from livehub.broker.cluster import parse_cluster_url
+
+            parse_cluster_url(v)  # a ValueError names what is wrong
+        return v or None
+
+    @field_validator("secret", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
+                     "public_url")
     @classmethod
     def _empty_secret_is_none(cls, v: str | None) -> str | None:
         return v or None
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _embed_origins_are_origins(cls, v: str) -> str:
+        for origin in (o.strip() for o in v.split(",") if o.strip()):
+            if not _ORIGIN_RE.fullmatch(origin.rstrip("/")):
+                raise ValueError(f"LIVEHUB_EMBED_ORIGINS: {origin[:80]!r} is not an origin "
+                                 "such as https://www.eastmere.gov.uk")
+        return v
+
+    def embed_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.embed_origins.split(",") if o.strip()]
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_list(cls, v: str) -> str:
+        from livehub.client_address import parse_proxies
+
+        parse_proxies(v)  # a ValueError names the entry that is not an address
+        return v
+
+    @model_validator(mode="after")
+    def _old_connection_limit(self) -> Config:
+        if (self.max_connections_per_ip is not None
+                and "max_connections_per_address" not in self.model_fields_set):
+            self.max_connections_per_address = self.max_connections_per_ip
+        return self
 
     def origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]

@@ -52,6 +52,8 @@ def session_wire(session: Session) -> dict[str, Any]:
         "ends": session.ends.isoformat() if session.ends else None,
         "day": session.day.isoformat() if session.day else None,
         "speakers": list(session.speakers),
+        # One per speaker: a badge such as "Eastmere District Council", or null.
+        "affiliations": [session.affiliation(i) or None for i in range(len(session.speakers))],
         "description": session.description,
     }
 
@@ -94,7 +96,8 @@ async def _rooms_answer(state: Any, hub: Hub) -> bytes:
     flight: SingleFlight[str, bytes] | None = getattr(state, "rooms_flight", None)
     if flight is None:
         flight = state.rooms_flight = SingleFlight()
-    body = await flight.run(_ROOMS_KEY, partial(_rooms_body, hub))
+    sign_in = getattr(state, "signin", None) is not None
+    body = await flight.run(_ROOMS_KEY, partial(_rooms_body, hub, sign_in))
     state.summary_cache[_ROOMS_KEY] = (time.monotonic(), body)
     return body
 
@@ -108,7 +111,7 @@ async def _refresh_rooms(state: Any, hub: Hub) -> None:
         state.rooms_refreshing = False
 
 
-async def _rooms_body(hub: Hub) -> bytes:
+async def _rooms_body(hub: Hub, sign_in: bool) -> bytes:
     sessions = hub.programme.sessions
     records, online = await asyncio.gather(
         hub.broker.summaries([s.slug for s in sessions]), hub.online_all())
@@ -116,7 +119,7 @@ async def _rooms_body(hub: Hub) -> bytes:
               "online": online.get(session.slug, 0)}
              for session in sessions]
     return bytes(JSONResponse({"conference": {"title": hub.programme.title},
-                               "rooms": rooms}).body)
+                               "rooms": rooms, "sign_in": sign_in}).body)
 
 
 def routes() -> list[BaseRoute]:

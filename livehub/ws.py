@@ -21,7 +21,7 @@ from livehub import metrics
 from livehub import protocol as p
 from livehub import room as core
 from livehub.addresses import address_key
-from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify
+from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify, watcher
 from livehub.broker.base import BrokerUnavailable
 from livehub.config import Config
 from livehub.hub import Connection, Hub
@@ -149,12 +149,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     if not hub.accepting:
         await _refuse(ws, CloseCode.TRY_AGAIN, "shutting down: reconnect elsewhere", room=room)
         return
-    per_ip = hub.connections_by_ip.get(ip, 0)
-    if config.max_connections_per_ip and per_ip >= config.max_connections_per_ip:
-        await _refuse(ws, CloseCode.POLICY, "too many connections from your address",
-                      room=room, ip=ip)
-        return
-    hub.connections_by_ip[ip] = per_ip + 1
+    # Connections per client address are counted from accept by livehub.netguard.
     try:
         await _serve(ws, hub, room, codec, ip)
     except WebSocketDisconnect:
@@ -169,12 +164,6 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             await ws.close(code=CloseCode.SERVER_ERROR)
         except Exception:
             pass
-    finally:
-        left = hub.connections_by_ip.get(ip, 1) - 1
-        if left > 0:
-            hub.connections_by_ip[ip] = left
-        else:
-            hub.connections_by_ip.pop(ip, None)
 
 
 async def _hello(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str
@@ -236,6 +225,8 @@ async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.H
         return identity
     if not await _admits_guests(ws, hub, room, codec, hello, ip):
         return None
+    if hello.watch:
+        return watcher()
     if hello.name is None:
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
@@ -312,7 +303,9 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
         return
     addr = address_key(ws.app.state.secret, ip)
-    new_guest = identity.guest and hello.token is None
+    # A watcher only reads: it is no guest identity, so guest bans by address and the
+    # new-guest-names budget leave it alone (a council office's embeds share one address).
+    new_guest = identity.guest and hello.token is None and not hello.watch
     if identity.uid in replica.state.bans or (
             new_guest and core.address_banned(replica.state, addr)):
         await _send_direct(ws, codec, p.error_frame(
@@ -322,8 +315,8 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
     if new_guest and not await _guest_name_allowed(ws, hub, room, codec, hello, addr, ip):
         return
     conn = Connection(ws.send, codec, identity, ip, config.send_queue, addr=addr,
-                      max_queue_bytes=config.send_queue_bytes)
-    if identity.guest:
+                      watch=hello.watch, max_queue_bytes=config.send_queue_bytes)
+    if identity.guest and not hello.watch:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
     conn.start()

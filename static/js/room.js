@@ -11,6 +11,8 @@ import { ControlsView } from './controls-view.js';
 import { byId } from './dom.js';
 import { sentence, shorten } from './format.js';
 import { QuestionsView } from './questions-view.js';
+import { PollsView } from './room-polls.js';
+import { offerSignIn, roomsInfo } from './signin.js';
 import { RoomState } from './state.js';
 import { StatusView, muteMessage } from './status-view.js';
 
@@ -30,6 +32,7 @@ const announcer = new Announcer(byId('announcer'));
 
 let conn = null;
 let actions = null;
+let polls = null;
 let credentials = null; // {token, shared} or {name}
 let everOnline = false;
 let drawPending = false;
@@ -48,6 +51,7 @@ function draw() {
   chat.render(ctx);
   questions.render(ctx);
   controls.render(ctx);
+  polls.render();
 }
 
 // --- gates: who may come in, and how ----------------------------------------------
@@ -70,13 +74,9 @@ function gate(heading, text) {
 
 async function offerGuestJoin(problem = '') {
   let guests = true;
-  try {
-    const response = await fetch('/api/rooms', { headers: { Accept: 'application/json' } });
-    const room = (await response.json()).rooms.find((r) => r.id === slug);
-    guests = room ? room.settings.guests : true;
-  } catch {
-    // Unknown: offer the form; the server has the last word.
-  }
+  // Unknown (null): offer the form; the server has the last word.
+  const room = (await roomsInfo())?.rooms?.find((r) => r.id === slug);
+  if (room) guests = room.settings.guests;
   if (!guests) {
     gate('Sign-in needed', `${problem}This session is for signed-in participants. Open the sign-in link you were sent by the organisers.`);
     return;
@@ -128,8 +128,10 @@ function connect(how) {
     actions.wireComposers();
     actions.wireLists({ chat: byId('messages'), pinned: byId('pinned-list'), questions: byId('questions-panel') });
     actions.wireControls();
+    polls = new PollsView({ conn, state, redraw });
   }
   actions.conn = conn;
+  polls.conn = conn;
   conn.start();
 }
 
@@ -159,6 +161,8 @@ function onEvent(ev) {
   const me = state.me;
   if (note.kind === 'msg' && note.msg.uid !== me.uid) announcer.message(note.msg.name, note.msg.text);
   else if (note.kind === 'stage') announcer.note(`On stage now: ${shorten(note.q.text)}`);
+  else if (note.kind === 'poll') announcer.note(`New poll: ${shorten(note.poll.question)}`);
+  else if (note.kind === 'pollstate') announcer.note(`Poll ${note.poll.state === 'open' ? 'reopened' : 'closed'}: ${shorten(note.poll.question)}`);
   else if (note.kind === 'room') announcer.note(`The room is now ${note.state}.`);
   else if (note.kind === 'unmuted') announcer.note('You can post again.');
   else if (note.kind === 'muted' && state.myMute) announcer.note(muteMessage(state.myMute));
@@ -170,6 +174,7 @@ function onFatal(kind, message) {
   if (kind === 'auth') {
     if (credentials.token) {
       auth.tokenRefused(slug, credentials);
+      offerSignIn(true);
       offerGuestJoin(`Your sign-in link was not accepted here (${message || 'no reason given'}). `);
     } else if (credentials.guestToken) {
       // The guest token expired, or the room stopped admitting guests: try the name.
@@ -223,6 +228,7 @@ window.addEventListener('hashchange', () => {
 
 const token = auth.takeToken(slug);
 const guest = auth.guestName(slug);
+offerSignIn(!token);
 if (token) connect(token);
 else if (guest) connect({ name: guest, guestToken: auth.guestToken(slug) });
 else offerGuestJoin();
