@@ -879,7 +879,8 @@ class RedisBroker(Broker):
                 assert self._beat_now is not None
                 self._beat_now.set()
             self._cmd_ok = True
-            self._first_ready.set()
+            if self.ready:  # (a subclass may need more than commands to be ready)
+                self._first_ready.set()
 
     async def _heartbeat(self) -> None:
         """Refresh our heartbeat and rewrite every local count (heals lost or pruned fields)."""
