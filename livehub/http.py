@@ -59,7 +59,6 @@ def session_wire(session: Session) -> dict[str, Any]:
 
 
 _ROOMS_FRESH: Final = 1.0  # seconds one /api/rooms answer serves every poller
-_ROOMS_STALE: Final = 5.0  # past fresh, it is still served while one refresh runs
 _ROOMS_KEY: Final = "api_rooms"
 
 
@@ -68,21 +67,24 @@ async def api_rooms(request: Request) -> Response:
 
     Reads one small summary record per room (pipelined, :mod:`livehub.summary`) and the
     online counts, never a room's log; 503 with a JSON message while the broker is away.
-    Every page polls this: one answer serves all requests for ``_ROOMS_FRESH`` s; after
-    that it is refreshed in the background while it goes on being served (up to
-    ``_ROOMS_STALE`` s), and concurrent refreshes share one broker round trip.
+    Every page polls this: one answer serves all requests for ``_ROOMS_FRESH`` s at
+    most, and only while nobody came to or left a room of this process (other processes'
+    changes show within that second); a request in its second half refreshes it in the
+    background (so under steady polling nobody waits for the broker), and concurrent
+    refreshes share one round trip.
     """
     state = request.app.state
     hub = _hub(request)
     cache: dict[str, Any] = state.summary_cache
     hit = cache.get(_ROOMS_KEY)
     age = time.monotonic() - hit[0] if hit is not None else float("inf")
-    if hit is not None and age < _ROOMS_STALE and hub.broker.ready:
-        if age >= _ROOMS_FRESH and not getattr(state, "rooms_refreshing", False):
+    if (hit is not None and age < _ROOMS_FRESH and hub.broker.ready
+            and hit[2] == hub.changes):  # nobody came or went here meanwhile
+        if age >= _ROOMS_FRESH / 2 and not getattr(state, "rooms_refreshing", False):
             state.rooms_refreshing = True
             hub.tasks.spawn(_refresh_rooms(state, hub), name="rooms-refresh")
         return Response(hit[1], media_type="application/json")
-    try:  # none yet, too old, or the broker seems away: answer from the broker now
+    try:  # none yet, over a second old, or the broker seems away: ask the broker now
         body = await _rooms_answer(state, hub)
     except BrokerUnavailable as exc:
         metrics.BROKER_ERRORS.labels("summaries").inc()
@@ -97,8 +99,9 @@ async def _rooms_answer(state: Any, hub: Hub) -> bytes:
     if flight is None:
         flight = state.rooms_flight = SingleFlight()
     sign_in = getattr(state, "signin", None) is not None
+    changes = hub.changes
     body = await flight.run(_ROOMS_KEY, partial(_rooms_body, hub, sign_in))
-    state.summary_cache[_ROOMS_KEY] = (time.monotonic(), body)
+    state.summary_cache[_ROOMS_KEY] = (time.monotonic(), body, changes)
     return body
 
 

@@ -702,6 +702,7 @@ class Hub:
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self.tasks = Supervisor("hub")  # every background task of this hub
+        self.changes = 0  # bumped by update_gauges: a cached /api/rooms answer is stale
         # A storm of joins to one room shares one online read and one write per room.
         self._online_reads: SingleFlight[str, dict[str, int]] = SingleFlight()
         self._online_writes: SingleFlight[str, None] = SingleFlight()
@@ -902,6 +903,7 @@ class Hub:
                 replica.broadcast(lambda role, frame=frame: frame)  # type: ignore[misc]
 
     def update_gauges(self) -> None:
+        self.changes += 1  # someone came or went, or a room opened or closed (/api/rooms)
         by_state = {"open": 0, "closed": 0}
         rooms = {"open": 0, "closed": 0}
         for replica in self.replicas.values():
