@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol, cast
 import structlog
 
 from livehub import metrics
+from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -338,6 +339,7 @@ class RoomReplica:
         self._backlog: list[tuple[str, list[Event]]] = []
         self._filling = False
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
+        self._reactions: dict[str, tuple[int, int]] = {}  # mid -> the same, for reactions
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
         self.reported_online = -1
@@ -453,6 +455,7 @@ class RoomReplica:
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
         self.recent.clear()
         self._votes.clear()
+        self._reactions.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
         asyncio.get_running_loop().create_task(self._reload())
@@ -479,9 +482,16 @@ class RoomReplica:
         if t == "vote":
             self._vote_changed(ev)
             return
-        if self._votes:
+        if t == "react":
+            self._reactions[ev["mid"]] = (ev["seq"], ev["ts"])
+            self._vote_changed(None)
+            return
+        if self._votes or self._reactions:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
+        owner = mod.owner(ev)
+        if owner is not None:  # a held post's author sees it (and its rejection)
+            self.send_to_owner(ev, owner)
         if t == "ban":
             for conn in [c for c in self.conns if c.actor.uid == ev["uid"]]:
                 conn.send(p.error_frame(ErrorCode.BANNED, "you were banned from this room"))
@@ -507,8 +517,19 @@ class RoomReplica:
             delivered += len(conns)
         metrics.DELIVERIES.inc(delivered)
 
-    def _vote_changed(self, ev: Event) -> None:
-        self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
+    def send_to_owner(self, ev: Event, uid: str) -> None:
+        """Send ``uid``'s own connections (other than moderators') their view of ``ev``."""
+        mine = [c for c in self.conns if c.actor.uid == uid and c.role is not Role.MODERATOR]
+        if not mine:
+            return
+        seen = core.view(self.state, ev, mine[0].role, uid)
+        if seen is not None:
+            for conn in mine:
+                conn.send(seen)
+
+    def _vote_changed(self, ev: Event | None) -> None:
+        if ev is not None:
+            self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
         window = self.hub.config.vote_window
         if window <= 0:
             self.flush_votes()
@@ -521,8 +542,16 @@ class RoomReplica:
             self._vote_timer.cancel()
             self._vote_timer = None
         pending, self._votes = self._votes, {}
-        for qid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
-            q = self.state.questions.get(qid)
+        reacted, self._reactions = self._reactions, {}
+        changes = [(seq, ts, "q", qid) for qid, (seq, ts) in pending.items()]
+        changes += [(seq, ts, "m", mid) for mid, (seq, ts) in reacted.items()]
+        for seq, ts, kind, key in sorted(changes):
+            if kind == "m":
+                if key in self.state.messages:
+                    counts = mod.reactions_event(self.state, key, seq, ts)
+                    self.broadcast(lambda role, ev=counts: ev)  # type: ignore[misc]
+                continue
+            q = self.state.questions.get(key)
             if q is None:
                 continue
             ev = core.votes_event(q, seq, ts)
@@ -554,7 +583,7 @@ class RoomReplica:
             "seq": state.seq,
             "epoch": state.epoch,
             "online": online,
-            "pinned": core.pinned(state),
+            "pinned": [mod.with_reactions(state, m) for m in core.pinned(state)],
             "questions": core.questions_view(state, role),
         }
         me = frame["me"]
@@ -572,13 +601,17 @@ class RoomReplica:
                           for uid, until in state.mutes.items() if state.is_muted(uid, now)],
                 "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
             }
+            frame.update(mod.welcome(state))  # open reports and held posts
         if since is not None:
             events = self._since(since, epoch, older)
             frame["recovered"] = events is not None
             frame["history"] = (core.history(state) if events is None
-                                else core.replay(state, events, role))
+                                else core.replay(state, events, role, conn.actor.uid))
         else:
             frame["history"] = core.history(state)
+        if frame["history"] and state.mod.reactions:
+            frame["history"] = [mod.with_reactions(state, m) if m["t"] == "msg" else m
+                                for m in frame["history"]]
         return frame
 
     def _since(self, since: int, epoch: str | None, older: list[Event] | None
@@ -840,7 +873,8 @@ class Hub:
             seen = self._answers.get(idem_key)
             if seen is not None and now - seen[0] < IDEM_TTL_MS:
                 return seen[1]
-        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text)
+        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text,
+                           words=self.programme.matcher(replica.id))
         try:
             decision = core.decide(replica.state, conn.actor, req, ctx)
         except ProtocolError:
@@ -850,6 +884,8 @@ class Hub:
                     return earlier
             raise
         if not decision.events:
+            if not decision.seq:
+                return decision.reply
             return {**decision.reply, "seq": replica.state.seq}
         idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
         started = time.perf_counter()
@@ -865,7 +901,7 @@ class Hub:
             reply = self._ref_reply(req, commit.ref, commit.seq)
         else:
             metrics.EVENTS_COMMITTED.inc(len(decision.events))
-            reply = {**decision.reply, "seq": commit.seq}
+            reply = {**decision.reply, "seq": commit.seq} if decision.seq else decision.reply
         if idem_key is not None:
             self._remember(idem_key, now, reply)
         return reply
@@ -914,7 +950,8 @@ class Hub:
                      and s.slug in self.replicas and self.replicas[s.slug].conns)
         if kept:
             programme = Programme(title=programme.title, sessions=(*programme.sessions, *kept),
-                                  source=programme.source)
+                                  source=programme.source,
+                                  watched_words=programme.watched_words)
         changes: dict[str, list[str]] = {
             "added": [s.slug for s in programme.sessions if old.get(s.slug) is None],
             "updated": [s.slug for s in programme.sessions

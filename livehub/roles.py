@@ -41,6 +41,10 @@ PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "ban": MODERATORS,
     "unban": MODERATORS,
     "settings": MODERATORS,
+    "report": ALL,
+    "react": ALL,
+    "resolve": MODERATORS,
+    "release": MODERATORS,
 }
 
 # Roles exempt from slow mode and from a closed room's refusal of posts.

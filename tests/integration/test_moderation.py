@@ -56,6 +56,10 @@ def frame_for(t: str, c: Cast) -> dict[str, Any]:
         "ban": {"uid": "target-1"},
         "unban": {"uid": "target-1"},
         "settings": {"slow_mode": 5},
+        "report": {"mid": c.mid, "reason": "spam"},
+        "react": {"mid": c.mid, "emoji": "heart"},
+        "resolve": {"rid": "r-none"},
+        "release": {"mid": c.mid},
     }[t] | {"t": t}
 
 
@@ -63,6 +67,8 @@ def expected(t: str, role: str) -> str:
     """The matrix of PROTOCOL.md: `del` of someone else's post is for moderators only."""
     if t == "del":
         return "ok" if role == "moderator" else "forbidden"
+    if t in ("resolve", "release") and role == "moderator":
+        return "not_found"  # allowed; there is no such report or held post
     return "ok" if Role(role) in PERMISSIONS[t] else "forbidden"
 
 

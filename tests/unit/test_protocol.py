@@ -94,6 +94,14 @@ VALID: list[tuple[dict[str, Any], p.Request]] = [
     ({"t": "settings", "slow_mode": 0, "state": "open"}, p.Settings(slow_mode=0, state="open")),
     ({"t": "ping", "id": "x" * 64}, p.Ping(id="x" * 64)),
     ({"t": "ping", "id": None}, p.Ping()),
+    ({"t": "report", "mid": "m1", "reason": "spam"}, p.Report(mid="m1", reason="spam")),
+    ({"t": "report", "qid": "q1", "reason": "other", "note": "n"},
+     p.Report(qid="q1", reason="other", note="n")),
+    ({"t": "resolve", "rid": "r1"}, p.Resolve(rid="r1")),
+    ({"t": "release", "mid": "m1"}, p.Release(mid="m1")),
+    ({"t": "react", "mid": "m1", "emoji": "heart"}, p.React(mid="m1", emoji="heart")),
+    ({"t": "react", "mid": "m1", "emoji": "clap", "on": False},
+     p.React(mid="m1", emoji="clap", on=False)),
 ]
 
 

@@ -40,6 +40,10 @@ WHO: dict[str, set[Role]] = {
     "settings": {M},
     "unban": {M},
     "ping": {P, S, M},
+    "report": {P, S, M},    # anyone who can see the item
+    "react": {P, S, M},     # anyone who may post
+    "resolve": {M},
+    "release": {M},
 }
 
 MATRIX = [(t, role) for t in WHO for role in Role]
