@@ -476,7 +476,8 @@ def test_ok_frame() -> None:
 def test_error_codes_are_the_protocols() -> None:
     assert {str(c) for c in ErrorCode} == {
         "bad_frame", "unknown_type", "auth_failed", "forbidden", "muted", "banned",
-        "rate_limited", "slow_mode", "too_long", "not_found", "room_closed", "unavailable"}
+        "rate_limited", "slow_mode", "too_long", "not_found", "room_closed", "unavailable",
+        "blocked"}
 
 
 def test_close_codes_are_the_protocols() -> None:

@@ -107,6 +107,10 @@ SAMPLES: dict[str, p.Request] = {
     "unban": p.Unban(uid="u-other"),
     "settings": p.Settings(slow_mode=1),
     "ping": p.Ping(),
+    "report": p.Report(mid="nope", reason="spam"),
+    "react": p.React(mid="nope", emoji="heart"),
+    "resolve": p.Resolve(rid="nope"),
+    "release": p.Release(mid="nope"),
 }
 
 FORBIDDEN = [(t, role) for t, role in MATRIX if role not in WHO[t]]
