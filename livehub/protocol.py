@@ -344,7 +344,7 @@ def error_frame(code: ErrorCode, message: str, rid: str | None = None) -> dict[s
     return frame
 
 
-def ok_frame(rid: str | None, **fields: Any) -> dict[str, Any]:
+def ok_frame(rid: str | None, /, **fields: Any) -> dict[str, Any]:
     frame: dict[str, Any] = {"t": "ok", **fields}
     if rid is not None:
         frame["id"] = rid
