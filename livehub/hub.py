@@ -44,6 +44,8 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 IDEM_TTL_MS: Final = 600_000
+# Events that may change a room's open reports or held posts (see metrics.OPEN_REPORTS).
+_MODERATION_GAUGED: Final = frozenset({"report", "resolved", "msg", "del"})
 
 
 class Greeting(Protocol):
@@ -476,6 +478,9 @@ class RoomReplica:
         core.apply(self.state, ev)
         self.recent.append(ev)
         metrics.EVENTS_APPLIED.inc()
+        if ev["t"] in _MODERATION_GAUGED:
+            metrics.OPEN_REPORTS.labels(self.id).set(len(self.state.mod.open))
+            metrics.HELD_POSTS.labels(self.id).set(len(self.state.mod.held))
         if not fan_out or not self.conns:
             return
         t = ev["t"]

@@ -69,3 +69,12 @@ PROGRAMME_RELOADS = Counter(
     "Programme reloads (SIGHUP or POST /api/programme/reload) by outcome: ok or refused",
     ["outcome"], registry=REGISTRY,
 )
+
+# Per room (bounded by the programme's sessions), as this process's replica last saw it.
+OPEN_REPORTS = Gauge(
+    "livehub_open_reports", "Reports not yet resolved, per room", ["room"], registry=REGISTRY,
+)
+HELD_POSTS = Gauge(
+    "livehub_held_posts", "Posts held by the watched words awaiting a moderator, per room",
+    ["room"], registry=REGISTRY,
+)

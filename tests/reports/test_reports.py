@@ -238,3 +238,22 @@ async def test_welcome_reports_are_bounded_newest_first(net: Net) -> None:
     assert [r["rid"] for r in moderator.welcome["reports"]] == rids[::-1][:200]
     for c in (author, reporter, moderator):
         await c.close()
+
+
+async def test_metrics_count_open_reports_and_held_posts(net: Net) -> None:
+    import httpx
+
+    room = net.room()
+    author = await net.join(0, room, sub="author")
+    reporter = await net.join(0, room, sub="reporter")
+    mid = (await author.request({"t": "post", "text": "x"}))["mid"]
+    await reporter.recv_until(lambda e: e.get("mid") == mid)
+    assert (await reporter.request({"t": "report", "mid": mid, "reason": "spam"}))["t"] == "ok"
+    assert (await author.request({"t": "post", "text": "gumphery"}))["held"] is True
+    await sentinel(author, author)
+    async with httpx.AsyncClient(base_url=net.proc(0).url, timeout=5) as http:
+        text = (await http.get("/metrics")).text
+    assert f'livehub_open_reports{{room="{room}"}} 1.0' in text
+    assert f'livehub_held_posts{{room="{room}"}} 1.0' in text
+    for c in (author, reporter):
+        await c.close()
