@@ -4,6 +4,7 @@
 import { h, hidden, reconcile } from './dom.js';
 import { shorten } from './format.js';
 import { action, byline, errorLine, muteMenu } from './parts.js';
+import { reactionBar, reactionSig, reportButton } from './reports-view.js';
 
 export class ChatView {
   constructor({ list, pinnedList, pinnedSection, empty, scroller }) {
@@ -66,7 +67,7 @@ function signature(n, ctx) {
   const { state } = ctx;
   return JSON.stringify([
     msg.text, msg.name, n.orphan, state.pinned.has(msg.mid), state.isMuted(msg.uid),
-    state.me.uid, state.me.role, ctx.errors.get(msg.mid),
+    state.me.uid, state.me.role, ctx.errors.get(msg.mid), reactionSig(msg, state),
   ]);
 }
 
@@ -91,7 +92,9 @@ function post(n, ctx) {
           : action('Pin', about, { ...data, action: 'pin' })) : null,
         moderator || mine ? action('Delete', mine ? 'your post' : about, { ...data, action: 'delete' }, { variant: 'button--warning' }) : null,
         moderator && !mine ? action('Ban', msg.name, { action: 'ban', uid: msg.uid, name: msg.name, mid: msg.mid }, { variant: 'button--warning' }) : null,
-        moderator && !mine ? muteMenu(msg.uid, msg.name, `post:${msg.mid}`) : null),
+        moderator && !mine ? muteMenu(msg.uid, msg.name, `post:${msg.mid}`) : null,
+        mine ? null : reportButton(data, about)),
+      reactionBar(msg, state),
       errorLine(ctx.errors.get(msg.mid))),
     h('ol', { class: 'replies', 'aria-label': `Replies to ${msg.name}`, hidden: true }));
 }

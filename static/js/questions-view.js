@@ -3,6 +3,7 @@
 
 import { h, reconcile } from './dom.js';
 import { clock } from './format.js';
+import { reportButton } from './reports-view.js';
 import { action, byline, errorLine, muteMenu } from './parts.js';
 
 export class QuestionsView {
@@ -80,6 +81,7 @@ function question(q, ctx, where) {
         staff ? action('Dismiss', 'question', { ...data, action: 'dismiss' }) : null,
         moderator || mine ? action('Delete', mine ? 'your question' : 'question', { ...data, action: 'delete-q' }, { variant: 'button--warning' }) : null,
         moderator && q.uid && !mine ? muteMenu(q.uid, q.name, `q:${q.qid}`) : null,
+        mine ? null : reportButton(data, 'question'),
         staff && q.state !== 'pending' ? answerForm(q, where) : null),
       errorLine(ctx.errors.get(q.qid))));
 }

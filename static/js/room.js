@@ -11,6 +11,7 @@ import { ControlsView } from './controls-view.js';
 import { byId } from './dom.js';
 import { sentence, shorten } from './format.js';
 import { QuestionsView } from './questions-view.js';
+import { ModerationView } from './reports-view.js';
 import { RoomState } from './state.js';
 import { StatusView, muteMessage } from './status-view.js';
 
@@ -26,6 +27,7 @@ const questions = new QuestionsView({
   pending: byId('pending-list'), pendingSection: byId('pending'),
 });
 const controls = new ControlsView();
+const moderation = new ModerationView();
 const announcer = new Announcer(byId('announcer'));
 
 let conn = null;
@@ -48,6 +50,7 @@ function draw() {
   chat.render(ctx);
   questions.render(ctx);
   controls.render(ctx);
+  moderation.render(ctx);
 }
 
 // --- gates: who may come in, and how ----------------------------------------------
@@ -161,6 +164,7 @@ function onEvent(ev) {
   else if (note.kind === 'stage') announcer.note(`On stage now: ${shorten(note.q.text)}`);
   else if (note.kind === 'room') announcer.note(`The room is now ${note.state}.`);
   else if (note.kind === 'unmuted') announcer.note('You can post again.');
+  else if (note.kind === 'report' && me.role === 'moderator') announcer.note(`New report from ${note.report.name}.`);
   else if (note.kind === 'muted' && state.myMute) announcer.note(muteMessage(state.myMute));
 }
 
