@@ -886,7 +886,7 @@ class Hub:
             if idem_key is not None:  # a retry of a post committed through another process?
                 earlier = await self._recall(req, idem_key)
                 if earlier is not None:
-                    return earlier
+                    return self._held_reply(replica, earlier)
             raise
         if not decision.events:
             if not decision.seq:
@@ -903,7 +903,7 @@ class Hub:
                                 "retry", req.id) from None
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         if commit.duplicate:
-            reply = self._ref_reply(req, commit.ref, commit.seq)
+            reply = self._held_reply(replica, self._ref_reply(req, commit.ref, commit.seq))
         else:
             metrics.EVENTS_COMMITTED.inc(len(decision.events))
             reply = {**decision.reply, "seq": commit.seq} if decision.seq else decision.reply
@@ -917,6 +917,13 @@ class Hub:
         if req.id is None or req.t not in ("post", "ask"):
             return None
         return (replica.id, conn.actor.uid, req.id)
+
+    @staticmethod
+    def _held_reply(replica: RoomReplica, reply: dict[str, Any]) -> dict[str, Any]:
+        """A retried post that is still held says so, as its first answer did."""
+        if reply.get("mid") in replica.state.mod.held:
+            return {**reply, "held": True}
+        return reply
 
     @staticmethod
     def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:

@@ -178,3 +178,17 @@ async def test_a_held_question_waits_pending(net: Net) -> None:
     assert shown["t"] == "q" and shown["state"] == "open"
     for c in (asker, other, speaker):
         await c.close()
+
+
+async def test_a_retried_held_post_is_answered_held_again(net: Net) -> None:
+    room = net.room()
+    first = await net.join(0, room, sub="author")
+    second = await net.join(1, room, sub="author")
+    frame = {"t": "post", "text": "gumphery again", "id": "same-id"}
+    ok = await first.request(frame)
+    again = await second.request(frame)
+    assert ok["held"] is True and again == ok, (ok, again)
+    moderator = await net.join(0, room, "moderator", sub="mod")
+    assert [m["mid"] for m in moderator.welcome["held"]] == [ok["mid"]]  # published once
+    for c in (first, second, moderator):
+        await c.close()
