@@ -22,6 +22,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import websockets
 
 from bench.servers import Server
+from livehub.watchwords import Matcher
 
 ROOM = "bench-room"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -130,8 +132,27 @@ async def _post_latencies(peer: Peer, posts: int, gap: float = 0.0) -> list[floa
     return out
 
 
+def _matcher_us(entries: int) -> float:
+    """Median microseconds of one in-process check of a 30-word text."""
+    with tempfile.TemporaryDirectory() as tmp:
+        from livehub.programme import load_programme
+
+        matcher: Matcher = load_programme(_programme(Path(tmp) / "m.toml", entries)).matcher(ROOM)
+    rng = random.Random(3)
+    texts = [" ".join("".join(rng.choices(LETTERS, k=rng.randint(3, 10))) for _ in range(30))
+             for _ in range(200)]
+    times = []
+    for _ in range(10):
+        for text in texts:
+            started = time.perf_counter()
+            matcher.check(text)
+            times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1e6, 1)
+
+
 async def words(posts: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
+    checks = {f"entries_{n}": _matcher_us(n) for n in (10, 10_000)}
     for entries in (10, 10_000):
         with tempfile.TemporaryDirectory() as tmp:
             server = _server(Path(tmp), _programme(Path(tmp) / "words.toml", entries))
@@ -143,7 +164,8 @@ async def words(posts: int) -> dict[str, Any]:
                 await peer.close()
             finally:
                 server.stop()
-    return {"scenario": "words", "posts": posts, "commit_latency_ms": result}
+    return {"scenario": "words", "posts": posts, "commit_latency_ms": result,
+            "matcher_check_us": checks}
 
 
 async def storm(clients: int) -> dict[str, Any]:
@@ -154,35 +176,35 @@ async def storm(clients: int) -> dict[str, Any]:
             poster = await Peer.join(url, "Poster")
             mid = (await poster.request({"t": "post", "text": "react to me"}))["mid"]
             started = time.perf_counter()
-            crowd: list[Peer] = []
-            for i in range(0, clients, 50):
-                crowd += await asyncio.gather(*(Peer.join(url, f"Fan {j}")
-                                                for j in range(i, min(clients, i + 50))))
+            # The crowd runs in a process of its own, so the poster's latency is the
+            # server's, not this event loop's.
+            crowd = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.moderation", "--crowd", url, mid, str(clients),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            assert crowd.stdin is not None and crowd.stdout is not None
+
+            async def crowd_says() -> dict[str, Any]:
+                assert crowd.stdout is not None
+                line = await asyncio.wait_for(crowd.stdout.readline(), 120)
+                said: dict[str, Any] = json.loads(line)
+                return said
+
+            await crowd_says()  # everyone joined
             connect_s = time.perf_counter() - started
             quiet = await _post_latencies(poster, 100, gap=0.02)
-
-            async def fan(peer: Peer, delay: float, emoji: str) -> None:
-                await asyncio.sleep(delay)
-                ok = await peer.request({"t": "react", "mid": mid, "emoji": emoji})
-                assert ok["t"] == "ok", ok
-
-            rng = random.Random(2)
             # 1. The storm alone: N changes within a second, no other event between them.
-            storm_started = time.perf_counter()
-            await asyncio.gather(*(fan(p, rng.random(), "clap") for p in crowd))
-            storm_s = time.perf_counter() - storm_started
-            await asyncio.sleep(2.0)  # the last coalescing window
-            got = [p.counts.get("reactions", 0) for p in crowd]
+            crowd.stdin.write(b"clap\n")
+            storm = await crowd_says()
+            got = storm["counts"]
+            storm_s = storm["seconds"]
             # 2. Again (another emoji) while the poster posts every 20 ms: each post
             # flushes the pending counts first, so clients get more, smaller batches.
-            reacting = asyncio.gather(*(fan(p, rng.random(), "heart") for p in crowd))
+            crowd.stdin.write(b"heart\n")
             busy = await _post_latencies(poster, 100, gap=0.02)
-            await reacting
-            await asyncio.sleep(2.0)
-            mixed = [p.counts.get("reactions", 0) - n for p, n in zip(crowd, got, strict=True)]
-            last = await Peer.join(url, "Late")
-            for p in [*crowd, poster, last]:
-                await p.close()
+            mixed = (await crowd_says())["counts"]
+            crowd.stdin.close()
+            await asyncio.wait_for(crowd.wait(), 60)
+            await poster.close()
         finally:
             server.stop()
     return {
@@ -196,7 +218,40 @@ async def storm(clients: int) -> dict[str, Any]:
     }
 
 
+async def crowd_process(url: str, mid: str, clients: int) -> None:
+    """The storm's crowd: join, then react within a second on each line read from stdin."""
+    crowd: list[Peer] = []
+    for i in range(0, clients, 50):
+        crowd += await asyncio.gather(*(Peer.join(url, f"Fan {j}")
+                                        for j in range(i, min(clients, i + 50))))
+    print(json.dumps({"joined": len(crowd)}), flush=True)
+    rng = random.Random(2)
+    loop = asyncio.get_running_loop()
+
+    async def fan(peer: Peer, delay: float, emoji: str) -> None:
+        await asyncio.sleep(delay)
+        ok = await peer.request({"t": "react", "mid": mid, "emoji": emoji})
+        assert ok["t"] == "ok", ok
+
+    for _ in range(2):  # bounded: two storms
+        emoji = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+        if not emoji:
+            break
+        before = [p.counts.get("reactions", 0) for p in crowd]
+        started = time.perf_counter()
+        await asyncio.gather(*(fan(p, rng.random(), emoji) for p in crowd))
+        seconds = round(time.perf_counter() - started, 2)
+        await asyncio.sleep(2.0)  # the last coalescing window
+        counts = [p.counts.get("reactions", 0) - b for p, b in zip(crowd, before, strict=True)]
+        print(json.dumps({"seconds": seconds, "counts": counts}), flush=True)
+    for p in crowd:
+        await p.close()
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--crowd":
+        asyncio.run(crowd_process(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", choices=("words", "storm", "both"), default="both")
     ap.add_argument("--posts", type=int, default=400)
