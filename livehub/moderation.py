@@ -32,6 +32,9 @@ Event = dict[str, Any]
 NOTE_MAX: Final = 300
 WELCOME_REPORTS: Final = 200
 WELCOME_HELD: Final = 200
+# Held posts' text in one welcome, at most (UTF-8: at most 4 bytes a character), so that
+# the welcome stays far below its 1 MiB bound however long the held posts are.
+WELCOME_HELD_CHARS: Final = 64_000
 EMOJI: Final = ("thumbs_up", "heart", "laugh", "wow", "clap", "thanks")
 # Who-did-what keys of a release (the moderator): only moderators' copies keep them.
 _BY_KEYS: Final = ("by", "by_name")
@@ -304,8 +307,10 @@ def welcome(state: RoomState) -> dict[str, Any]:
             break
         reports.append(report_view(state, mod.reports[rid], current=True))
     held: list[Event] = []
+    chars = 0
     for ev in mod.held.values():
-        if len(held) >= WELCOME_HELD:
+        chars += len(ev["text"])
+        if len(held) >= WELCOME_HELD or chars > WELCOME_HELD_CHARS:
             break
         held.append(ev)
     return {"reports": reports, "held": held}
