@@ -26,6 +26,7 @@ export function reactionBar(msg, state) {
         type: 'button',
         class: 'button button--small reaction',
         'aria-label': `${words}, ${n}`,
+        title: words, // for sighted readers where the emoji font is missing
         'aria-pressed': String(state.myReactions.has(`${msg.mid} ${emoji}`)),
         dataset: { action: 'react', mid: msg.mid, emoji, key: `react-${emoji}:${msg.mid}` },
       }, h('span', { 'aria-hidden': 'true' }, glyph), ` ${n}`);
