@@ -81,6 +81,11 @@ async def test_lists_are_picked_up_on_reload_and_never_sent(tmp_path: Path) -> N
             for path in ("/api/rooms", "/", "/room/day3-qa"):
                 body = (await http.get(path)).text
                 assert "klonkwit" not in body and "parsnipgate" not in body, path
+            announce = await http.post("/api/rooms/day3-qa/announce", json={"text": "KLONKWIT"},
+                                       headers={"Authorization":
+                                                f"Bearer {token('moderator', sub='org')}"})
+            assert announce.status_code == 422 and announce.json()["error"] == "blocked"
+            assert "klonkwit" not in announce.text.lower()
             programme.write_text(GOOD.replace('hold = []', 'hold = ["turnipgate"]'))
             reload = await http.post("/api/programme/reload", headers={
                 "Authorization": f"Bearer {token('moderator', sub='org')}"})
