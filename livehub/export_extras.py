@@ -101,10 +101,12 @@ class Reports:
         out = []
         for item in self.items.values():
             n = len(item.reasons)
-            reasons = ", ".join(dict.fromkeys(r.replace("_", " ") for r in item.reasons))
-            what = f"a {item.kind}" + (f" from {clock(item.ts)}" if item.ts is not None else "")
+            reasons = ", ".join(dict.fromkeys(item.reasons))
             state = "open" if item.open else "resolved"
+            which = [f"the {item.kind} from {clock(item.ts)}"] if item.ts is not None else []
             if item.removed:
-                state += f", the {item.kind} removed"
-            out.append(f"{n} report{'s' if n != 1 else ''} ({reasons}) on {what}: {state}.")
+                which.append("since removed")
+            detail = f" ({', '.join(which)})" if which else ""
+            out.append(f"{n} report{'s' if n != 1 else ''} ({reasons}) on a {item.kind}: "
+                       f"{state}{detail}.")
         return out
