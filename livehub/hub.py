@@ -525,8 +525,8 @@ class RoomReplica:
     def send_to_owner(self, ev: Event, uid: str) -> None:
         """Send ``uid``'s own connections (other than moderators') their view of ``ev``."""
         mine = [c for c in self.conns if c.actor.uid == uid and c.role is not Role.MODERATOR]
-        if not mine:
-            return
+        if not mine or core.view(self.state, ev, mine[0].role) is not None:
+            return  # nobody, or they had it with everyone else
         seen = core.view(self.state, ev, mine[0].role, uid)
         if seen is not None:
             for conn in mine:

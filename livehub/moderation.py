@@ -273,6 +273,10 @@ def view(state: RoomState, ev: Event, role: Role, uid: str | None = None) -> Eve
     if t == "del":  # of a held post: its author and moderators only
         if moderator:
             return ev
+        released = state.mod.released.get(ev["mid"])
+        if released is not None and released < ev["seq"]:
+            # A release won the race with this rejection: everyone had the post.
+            return {k: v for k, v in ev.items() if k in ("t", "mid", "seq", "ts")}
         if uid is not None and uid == ev.get("of"):
             return {k: v for k, v in ev.items() if k in ("t", "mid", "held", "seq", "ts")}
         return None

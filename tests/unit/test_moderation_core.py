@@ -102,3 +102,14 @@ def test_reactions_replay_as_one_event_per_post_with_the_current_counts() -> Non
     out = replay(s, evs, Role.PARTICIPANT)
     assert out == [{"t": "reactions", "mid": mid, "counts": {"heart": 2},
                     "seq": evs[-1]["seq"], "ts": 1_000}]
+
+
+def test_a_rejection_racing_a_release_reaches_everyone() -> None:
+    s = RoomState("r")
+    (held,) = run(s, P, p.Post(text="gumphery"))
+    mid = str(held["mid"])
+    rejection = decide(s, P, p.Delete(mid=mid), ctx())  # decided while still held
+    run(s, M, p.Release(mid=mid))
+    (ev,) = commit(s, rejection.events)[:1]
+    assert ev["held"] is True and mid not in s.messages
+    assert view(s, ev, Role.SPEAKER) == {"t": "del", "mid": mid, "seq": ev["seq"], "ts": 1_000}
