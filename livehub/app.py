@@ -11,7 +11,7 @@ from starlette.routing import WebSocketRoute
 
 from livehub import api, http, pages
 from livehub.broker import Broker, make_broker
-from livehub.config import Config
+from livehub.config import Config, secret_problem
 from livehub.hub import Hub
 from livehub.programme import Programme, load_programme
 from livehub.ws import websocket_endpoint
@@ -25,10 +25,11 @@ class ConfigError(Exception):
 
 def resolve_secret(config: Config) -> str:
     """The signing secret; in development a random one is made (and said so)."""
+    problem = secret_problem(config)
+    if problem is not None:
+        raise ConfigError(problem)
     if config.secret:
         return config.secret
-    if config.env == "production":
-        raise ConfigError("LIVEHUB_SECRET must be set when LIVEHUB_ENV=production")
     raise ConfigError("no LIVEHUB_SECRET: the CLI makes a development secret; "
                       "set LIVEHUB_SECRET when building the app yourself")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 
+from livehub.protocol import name_problem
 from livehub.roles import Role, parse_role
 
 ALGORITHM = "HS256"
@@ -74,6 +75,9 @@ def verify(secret: str, token: str) -> Identity:
     sub, name = claims.get("sub"), claims.get("name", claims.get("sub"))
     if not isinstance(sub, str) or not sub or not isinstance(name, str) or not name:
         raise AuthError("token lacks a usable sub or name")
+    problem = name_problem(name)
+    if problem is not None:
+        raise AuthError(f"token name: {problem}")
     rooms = claims.get("rooms")
     if rooms is not None and not (
         isinstance(rooms, list) and all(isinstance(r, str) for r in rooms)

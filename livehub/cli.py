@@ -1,4 +1,4 @@
-"""The ``livehub`` command: serve, token, check."""
+"""The ``livehub`` command: serve, secret, token, check, export."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from livehub import auth
 from livehub.broker.base import BrokerUnavailable, History
-from livehub.config import Config
+from livehub.config import Config, is_loopback, secret_problem
 from livehub.export import DEFAULT_FORMAT, FORMATS, RoomLog, render
 from livehub.programme import ProgrammeError, load_programme
+from livehub.protocol import name_problem
 from livehub.roles import Role
 
 
@@ -51,8 +52,9 @@ def serve(host: str | None, port: int | None, redis_url: str | None, programme: 
     if workers > 1 and not cfg.redis_url:
         raise click.ClickException(
             "--workers above 1 needs --redis URL: processes share rooms through Redis")
-    if cfg.env == "production" and not cfg.secret:
-        raise click.ClickException("LIVEHUB_SECRET must be set when LIVEHUB_ENV=production")
+    problem = secret_problem(cfg)
+    if problem is not None:
+        raise click.ClickException(problem)
     try:
         prog = load_programme(cfg.programme)
     except ProgrammeError as exc:
@@ -67,7 +69,7 @@ def serve(host: str | None, port: int | None, redis_url: str | None, programme: 
     broker = f"Redis at {_redact(cfg.redis_url)}" if cfg.redis_url else "the in-memory broker"
     click.echo(f"livehub: serving {prog.title!r} ({len(prog.sessions)} rooms) on {broker}")
     click.echo(f"livehub: open {url}")
-    if dev_secret:
+    if dev_secret and is_loopback(cfg.host):  # secret_problem allows no other case
         first = prog.sessions[0].slug
         assert cfg.secret is not None
         mod = auth.mint(cfg.secret, name="Moderator", role=Role.MODERATOR, sub="dev-moderator")
@@ -80,6 +82,12 @@ def serve(host: str | None, port: int | None, redis_url: str | None, programme: 
         run_workers(cfg, workers)
     else:
         run(cfg)
+
+
+@main.command("secret")
+def make_secret() -> None:
+    """Print a strong random LIVEHUB_SECRET (48 random bytes, URL-safe)."""
+    click.echo(secrets.token_urlsafe(48))
 
 
 @main.command()
@@ -95,13 +103,17 @@ def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: st
     secret = os.environ.get("LIVEHUB_SECRET")
     if not secret:
         raise click.ClickException("LIVEHUB_SECRET is not set: the server could not check "
-                                   "a token signed without it")
+                                   "a token signed without it (make a strong one with "
+                                   "`livehub secret`)")
     try:
         seconds = auth.parse_ttl(ttl)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--ttl") from None
     if not name or len(name) > 50:
         raise click.BadParameter("must be 1 to 50 characters", param_hint="--name")
+    problem = name_problem(name)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--name")
     click.echo(auth.mint(secret, name=name, role=Role(role.lower()), sub=sub,
                          rooms=list(rooms) or None, ttl=seconds))
 

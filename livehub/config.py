@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -32,6 +33,11 @@ class Config(BaseSettings):
     max_frame: int = Field(default=64 * 1024, ge=256)
     max_text: int = Field(default=2000, ge=1)
     max_connections_per_ip: int = Field(default=200, ge=0)  # 0: unlimited
+    # Fair limits (docs/protocol.md): per client address, on every process together.
+    guest_address_rate: int = Field(default=120, ge=0)  # guests' publishing per 10 s; 0: off
+    guest_votes_per_address: int = Field(default=50, ge=0)  # per question (and poll); 0: off
+    # New guest identities one client address may make in a room per hour; 0: off.
+    guest_names_per_hour: int = Field(default=1000, ge=0)
     send_queue: int = Field(default=1000, ge=1)  # queued frames per connection before 1013
     ping_interval: float = Field(default=20.0, ge=0)
     ping_timeout: float = Field(default=20.0, ge=0)
@@ -53,3 +59,35 @@ class Config(BaseSettings):
 
     def origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = "make one with `livehub secret`"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` serves this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def secret_problem(config: Config) -> str | None:
+    """Why this configuration must not start (None: it may). Fail closed: a server
+    others can reach signs with a secret its operator chose, and production's secret
+    is long enough that a token handed to a guest cannot be used to guess it."""
+    if config.secret is None:
+        if config.env == "production":
+            return f"LIVEHUB_SECRET must be set when LIVEHUB_ENV=production: {MAKE_SECRET}"
+        if not is_loopback(config.host):
+            return (f"LIVEHUB_SECRET must be set to serve on {config.host} (anything but "
+                    f"loopback): {MAKE_SECRET}")
+        return None
+    if config.env == "production" and len(config.secret.encode()) < MIN_SECRET_BYTES:
+        return (f"LIVEHUB_SECRET is {len(config.secret.encode())} bytes: production needs "
+                f"at least {MIN_SECRET_BYTES} random bytes, or tokens can be forged by "
+                f"guessing it: {MAKE_SECRET}")
+    return None

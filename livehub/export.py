@@ -218,31 +218,34 @@ class _Minutes:
     votes: int = 0
 
 
+UNNAMED: Final = "a participant"
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def one_line(name: str) -> str:
+    """A name as one line with no bidirectional controls, whatever an old log holds."""
+    return _NOT_ONE_LINE.sub(" ", name)
+
+
 def _person(uid: object, name: object) -> str:
     """A person named in the moderation record: ``Name (uid)``."""
-    shown = md_escape(str(name)) if name else "someone"
-    return f"{shown} ({md_escape(str(uid))})" if uid else shown
+    shown = md_escape(one_line(str(name))) if name else "someone"
+    return f"{shown} ({md_escape(one_line(str(uid)))})" if uid else shown
 
 
-def _actor(ev: Event) -> str:
-    return _person(ev.get("by"), ev.get("by_name"))
-
-
-def _author(post: _Post) -> str:
-    ev = post.ev
-    return _person(ev.get("uid"), ev.get("name"))
-
-
-def _asker(q: _Question) -> str:
-    ev = q.ev
-    who = _person(ev.get("uid"), ev.get("name"))
-    return f"{who}, asked anonymously" if q.anonymous else who
+def anonymous_askers(events: Iterable[Event]) -> set[str]:
+    """Everyone who asked a question anonymously in the session: the Markdown record
+    (and so the public record page) never names them, not even in its Moderation
+    section, where naming the person a moderator acted on would unmask the question."""
+    return {str(ev["uid"]) for ev in events
+            if ev.get("t") == "q" and ev.get("anonymous") and ev.get("uid")}
 
 
 class _Folder:
     """One pass over the events, building what the Markdown sections need."""
 
     def __init__(self, log: RoomLog) -> None:
+        self.unnamed = anonymous_askers(log.events)
         s = log.session
         settings = _Settings() if s is None else _Settings(s.slow_mode, s.guests, s.premoderate)
         self.m = _Minutes(_Clock(int(ev.get("ts", 0)) for ev in log.events), settings)
@@ -261,6 +264,18 @@ class _Folder:
             if handler is not None:
                 handler(ev)
 
+    def _who(self, uid: object, name: object) -> str:
+        return UNNAMED if str(uid) in self.unnamed else _person(uid, name)
+
+    def _actor(self, ev: Event) -> str:
+        return self._who(ev.get("by"), ev.get("by_name"))
+
+    def _author(self, post: _Post) -> str:
+        return self._who(post.ev.get("uid"), post.ev.get("name"))
+
+    def _asker(self, q: _Question) -> str:
+        return self._who(q.ev.get("uid"), q.ev.get("name"))
+
     def _note(self, ev: Event, what: str) -> None:
         self.m.moderation.append(f"{self.m.clock(int(ev.get('ts', 0)))} {what}.")
 
@@ -268,7 +283,7 @@ class _Folder:
         post = self.m.posts.get(str(mid))
         if post is None:
             return "a post from before this record"
-        return f"a post by {_author(post)} from {self.m.clock(int(post.ev.get('ts', 0)))}"
+        return f"a post by {self._author(post)} from {self.m.clock(int(post.ev.get('ts', 0)))}"
 
     def _on_msg(self, ev: Event) -> None:
         mid = str(ev["mid"])
@@ -276,7 +291,7 @@ class _Folder:
             held = self.m.posts.pop(mid, None)
             if held is None or not held.held:
                 return
-            self._note(ev, f"{_actor(ev)} released a held post by {_author(held)}")
+            self._note(ev, f"{self._actor(ev)} released a held post by {self._author(held)}")
         self.m.posts[mid] = _Post(ev, held=bool(ev.get("held")))
         self.m.names[str(ev["uid"])] = str(ev.get("name", ""))
 
@@ -323,25 +338,25 @@ class _Folder:
             q.staged, q.staged_ts = int(ev["seq"]), int(ev.get("ts", 0))
         if prev == "pending":
             if new == "dismissed":
-                self._note(ev, f"{_actor(ev)} declined a question awaiting approval "
-                               f"from {_asker(q)}")
+                self._note(ev, f"{self._actor(ev)} declined a question awaiting approval "
+                               f"from {self._asker(q)}")
             elif new != "pending":
                 q.public = True
-                self._note(ev, f"{_actor(ev)} approved a question from {_asker(q)}")
+                self._note(ev, f"{self._actor(ev)} approved a question from {self._asker(q)}")
         elif new == "dismissed":
-            self._note(ev, f"{_actor(ev)} dismissed a question from {_asker(q)}")
+            self._note(ev, f"{self._actor(ev)} dismissed a question from {self._asker(q)}")
 
     def _on_pin(self, ev: Event) -> None:
         post = self.m.posts.get(str(ev.get("mid")))
         if post is not None:
             post.pinned = True
-        self._note(ev, f"{_actor(ev)} pinned {self._post_ref(ev.get('mid'))}")
+        self._note(ev, f"{self._actor(ev)} pinned {self._post_ref(ev.get('mid'))}")
 
     def _on_unpin(self, ev: Event) -> None:
         post = self.m.posts.get(str(ev.get("mid")))
         if post is not None:
             post.pinned = False
-        self._note(ev, f"{_actor(ev)} unpinned {self._post_ref(ev.get('mid'))}")
+        self._note(ev, f"{self._actor(ev)} unpinned {self._post_ref(ev.get('mid'))}")
 
     def _on_del(self, ev: Event) -> None:
         self.reports.on_del(ev)
@@ -354,26 +369,26 @@ class _Folder:
                 post.pinned = False
                 post.held = False  # a rejected held post is listed as removed
             if own:
-                self._note(ev, f"{_actor(ev)} removed their own post")
+                self._note(ev, f"{self._actor(ev)} removed their own post")
             else:
-                self._note(ev, f"{_actor(ev)} removed {ref}")
+                self._note(ev, f"{self._actor(ev)} removed {ref}")
             return
         q = self.m.questions.get(str(ev.get("qid")))
         waiting = " awaiting approval" if ev.get("pending") else ""
         if q is None:
-            self._note(ev, f"{_actor(ev)} removed a question{waiting} from before this record")
+            self._note(ev, f"{self._actor(ev)} removed a question{waiting} from before this record")
             return
         q.removed = True
         if own and q.anonymous:
             self._note(ev, f"The asker of an anonymous question{waiting} withdrew it")
         elif own:
-            self._note(ev, f"{_actor(ev)} withdrew their own question{waiting}")
+            self._note(ev, f"{self._actor(ev)} withdrew their own question{waiting}")
         else:
-            self._note(ev, f"{_actor(ev)} removed a question{waiting} from {_asker(q)}")
+            self._note(ev, f"{self._actor(ev)} removed a question{waiting} from {self._asker(q)}")
 
     def _target(self, ev: Event) -> str:
         uid = ev.get("uid")
-        return _person(uid, ev.get("name") or self.m.names.get(str(uid), ""))
+        return self._who(uid, ev.get("name") or self.m.names.get(str(uid), ""))
 
     def _on_mute(self, ev: Event) -> None:
         until = ev.get("until")
@@ -382,16 +397,16 @@ class _Folder:
         else:
             how = (f"for {_duration(int(until) - int(ev.get('ts', 0)))} "
                    f"(until {self.m.clock(int(until))})")
-        self._note(ev, f"{_actor(ev)} muted {self._target(ev)} {how}")
+        self._note(ev, f"{self._actor(ev)} muted {self._target(ev)} {how}")
 
     def _on_unmute(self, ev: Event) -> None:
-        self._note(ev, f"{_actor(ev)} lifted the mute on {self._target(ev)}")
+        self._note(ev, f"{self._actor(ev)} lifted the mute on {self._target(ev)}")
 
     def _on_ban(self, ev: Event) -> None:
-        self._note(ev, f"{_actor(ev)} banned {self._target(ev)} from the room")
+        self._note(ev, f"{self._actor(ev)} banned {self._target(ev)} from the room")
 
     def _on_unban(self, ev: Event) -> None:
-        self._note(ev, f"{_actor(ev)} lifted the ban on {self._target(ev)}")
+        self._note(ev, f"{self._actor(ev)} lifted the ban on {self._target(ev)}")
 
     def _on_room(self, ev: Event) -> None:
         old = self.m.settings
@@ -415,7 +430,7 @@ class _Folder:
                            else "turned question approval off")
         self.m.settings = new
         if changes:
-            self._note(ev, f"{_actor(ev)} {_and(changes)}")
+            self._note(ev, f"{self._actor(ev)} {_and(changes)}")
 
 
 def _and(items: Sequence[str]) -> str:
@@ -431,7 +446,7 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 
 def _speaker(ev: Event) -> str:
     """How the author of a post or answer is shown in the public parts."""
-    name = md_escape(str(ev.get("name", "")))
+    name = md_escape(one_line(str(ev.get("name", ""))))
     role = ev.get("role")
     if ev.get("guest"):
         return f"{name} (guest)"

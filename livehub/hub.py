@@ -24,8 +24,10 @@ from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
-from livehub.broker.base import Broker, BrokerUnavailable, Event, History
+from livehub.broker.base import Broker, BrokerUnavailable, Commit, Event, History
+from livehub.budgets import Limits, checks_for
 from livehub.config import Config
+from livehub.limits_log import refused
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
@@ -177,14 +179,17 @@ class Connection:
     )
 
     def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
-                 max_queue: int) -> None:
+                 max_queue: int, addr: str | None = None) -> None:
         # Starlette's WebSocket.send re-checks its state machine on every message and then
         # calls the ASGI send it was given: the hub sends that way directly (it only
         # sends "websocket.send" and, once, "websocket.close"). About 15 % less CPU per
         # delivery (docs/benchmarks.md); any other callable is used as it is.
         self._send: Send = getattr(getattr(send, "__self__", None), "_send", None) or send
         self.codec = codec
-        self.actor = core.Actor(identity.uid, identity.name, identity.role, identity.guest)
+        # ``addr``: the client address's key (livehub.addresses); only guests carry it
+        # into the log, where guest bans and per-address limits count by it.
+        self.actor = core.Actor(identity.uid, identity.name, identity.role, identity.guest,
+                                addr=addr if identity.guest else None)
         self.ip = ip
         self.max_queue = max_queue
         self.queue: deque[Frame] = deque()
@@ -606,7 +611,9 @@ class RoomReplica:
                           for uid, until in state.mutes.items() if state.is_muted(uid, now)],
                 "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
             }
-            frame.update(mod.welcome(state))  # open reports and held posts
+            extra = mod.welcome(state)  # open reports and held posts
+            extra["held"] = [core.client_copy(m) for m in extra["held"]]
+            frame.update(extra)
         if since is not None:
             events = self._since(since, epoch, older)
             frame["recovered"] = events is not None
@@ -656,6 +663,11 @@ class Hub:
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self._presence_task: asyncio.Task[None] | None = None
         self.connections_by_ip: dict[str, int] = {}
+        self.limits = Limits(
+            rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
+            guest_address_rate=config.guest_address_rate,
+            guest_votes_per_address=config.guest_votes_per_address,
+        )
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
         self.inflight = 0  # requests between decide and their answer
@@ -893,15 +905,19 @@ class Hub:
                 return decision.reply
             return {**decision.reply, "seq": replica.state.seq}
         idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
+        checks = checks_for(conn.actor, decision.events, replica.state.settings, self.limits)
         started = time.perf_counter()
         try:
-            commit = await self.broker.commit(replica.id, decision.events, idem=idem)
+            commit = await self.broker.commit(replica.id, decision.events, idem=idem,
+                                              checks=checks)
         except BrokerUnavailable:
             metrics.BROKER_ERRORS.labels("commit").inc()
             raise ProtocolError(ErrorCode.UNAVAILABLE,
                                 "the server cannot reach its broker; nothing was published, "
                                 "retry", req.id) from None
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        if commit.refused is not None:
+            raise self._refusal(conn, replica, req, commit)
         if commit.duplicate:
             reply = self._held_reply(replica, self._ref_reply(req, commit.ref, commit.seq))
         else:
@@ -910,6 +926,25 @@ class Hub:
         if idem_key is not None:
             self._remember(idem_key, now, reply)
         return reply
+
+    def _refusal(self, conn: Connection, replica: RoomReplica, req: p.Request,
+                 commit: Commit) -> ProtocolError:
+        check = commit.refused
+        assert check is not None
+        refused(check.label or check.kind, conn.ip, room=replica.id, uid=conn.actor.uid)
+        if check.code == ErrorCode.SLOW_MODE:
+            wait = max(1, (commit.retry_ms + 999) // 1000)
+            return ProtocolError(ErrorCode.SLOW_MODE, f"slow mode: wait {wait} s", req.id)
+        what = {
+            "person": f"more than {check.limit} posts, questions and votes from you in "
+                      f"{check.window_ms // 1000} s in this room",
+            "guest_address": f"more than {check.limit} guest requests from your address "
+                             f"in {check.window_ms // 1000} s in this room",
+            "guest_votes": f"{check.limit} guests from your address have already voted "
+                           "for this question",
+        }.get(check.label, "over a limit")
+        return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: nothing was published",
+                             req.id)
 
     @staticmethod
     def _idem_key(conn: Connection, replica: RoomReplica, req: p.Request

@@ -69,6 +69,11 @@ PROGRAMME_RELOADS = Counter(
     "Programme reloads (SIGHUP or POST /api/programme/reload) by outcome: ok or refused",
     ["outcome"], registry=REGISTRY,
 )
+REFUSALS = Counter(
+    "livehub_refusals_total",
+    "Requests and connections refused by a fair limit, by limit (see docs/operations.md)",
+    ["limit"], registry=REGISTRY,
+)
 
 # Per room (bounded by the programme's sessions), as this process's replica last saw it.
 OPEN_REPORTS = Gauge(

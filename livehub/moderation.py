@@ -53,6 +53,7 @@ class Report:
     ts: int
     count: int  # distinct reporters of the item when this one was made
     open: bool = True
+    resolved_seq: int | None = None  # the event that resolved it (a racing repeat: not it)
 
 
 @dataclass(slots=True)
@@ -101,11 +102,6 @@ def screen(ctx: Context, actor: Actor, text: str, rid: str | None) -> bool:
     return verdict is Verdict.HOLD and not actor.role.is_staff
 
 
-def _check_guest(state: RoomState, actor: Actor, rid: str | None) -> None:
-    if actor.guest and not state.settings.guests:
-        raise ProtocolError(ErrorCode.FORBIDDEN, "this room no longer admits guests", rid)
-
-
 def _by(actor: Actor) -> dict[str, Any]:
     return {"by": actor.uid, "by_name": actor.name}
 
@@ -113,7 +109,6 @@ def _by(actor: Actor) -> dict[str, Any]:
 def report(state: RoomState, actor: Actor, req: p.Report, ctx: Context) -> Outcome:
     if len(req.note) > NOTE_MAX:
         raise ProtocolError(ErrorCode.TOO_LONG, f"note is over {NOTE_MAX} characters", req.id)
-    _check_guest(state, actor, req.id)
     if req.mid is not None:
         kind, item = "mid", req.mid
         if item not in state.messages:
@@ -162,7 +157,6 @@ def release(state: RoomState, actor: Actor, req: p.Release, ctx: Context) -> Out
 
 
 def react(state: RoomState, actor: Actor, req: p.React, ctx: Context) -> Outcome:
-    _check_guest(state, actor, req.id)
     if not state.open and actor.role not in CLOSED_ROOM_EXEMPT:
         raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room is closed", req.id)
     if req.mid not in state.messages:
@@ -209,8 +203,9 @@ def fold_report(state: RoomState, ev: Event) -> None:
 
 def fold_resolved(state: RoomState, ev: Event) -> None:
     r = state.mod.reports.get(ev["rid"])
-    if r is not None:
+    if r is not None and r.open:
         r.open = False
+        r.resolved_seq = ev["seq"]
         state.mod.open.pop(r.rid, None)
 
 
@@ -263,7 +258,10 @@ def view(state: RoomState, ev: Event, role: Role, uid: str | None = None) -> Eve
             return None  # moderators only; a racing repeat folded to nothing
         return report_view(state, r, current=False)
     if t == "resolved":
-        return ev if moderator else None
+        r = state.mod.reports.get(ev["rid"])
+        if not moderator or r is None or r.resolved_seq != ev["seq"]:
+            return None  # moderators only; resolving twice (a race) publishes it once
+        return ev
     if t == "msg":
         if ev.get("held"):
             return ev if moderator or (uid is not None and uid == ev["uid"]) else None

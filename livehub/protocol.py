@@ -135,8 +135,12 @@ class Delete(Request, frozen=True):
 
 
 class Mute(Request, frozen=True):
+    """Mute ``uid``. Extension: or ``qid``, the asker of that question, so that a
+    moderator can mute an anonymous asker without the room learning who it was."""
+
     t: ClassVar[str] = "mute"
-    uid: Ident
+    uid: Ident | None = None
+    qid: Ident | None = None
     seconds: MuteSeconds | None = None
 
 
@@ -146,8 +150,11 @@ class Unmute(Request, frozen=True):
 
 
 class Ban(Request, frozen=True):
+    """Ban ``uid``. Extension: or ``qid``, the asker of that question (see ``Mute``)."""
+
     t: ClassVar[str] = "ban"
-    uid: Ident
+    uid: Ident | None = None
+    qid: Ident | None = None
 
 
 class Unban(Request, frozen=True):
@@ -218,6 +225,21 @@ _C0 = frozenset(chr(c) for c in range(32)) - _C0_ALLOWED
 def has_forbidden_control(text: str) -> bool:
     """True when ``text`` holds a C0 control other than tab, CR and LF."""
     return not _C0.isdisjoint(text)
+
+
+# A name is one line, and cannot reorder the text around it: no CR, LF or tab (nor any
+# other C0 control), no line or paragraph separator, no bidirectional embedding,
+# override or isolate (U+202A to U+202E, U+2066 to U+2069).
+_NOT_IN_NAMES = (_C0 | frozenset("\t\r\n\u2028\u2029\x85")
+                 | frozenset(chr(c) for c in range(0x202A, 0x202F))
+                 | frozenset(chr(c) for c in range(0x2066, 0x206A)))
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a display name (None: it can)."""
+    if _NOT_IN_NAMES.isdisjoint(name):
+        return None
+    return "a name must be one line, without tabs or bidirectional controls"
 
 
 # --- codecs ----------------------------------------------------------------
@@ -330,8 +352,15 @@ def _check_text_fields(req: Request) -> None:
     if isinstance(req, Delete | Report) and (req.mid is None) == (req.qid is None):
         raise ProtocolError(ErrorCode.BAD_FRAME, f"{req.t} needs exactly one of mid or qid",
                             req.id)
-    if isinstance(req, Hello) and req.name is not None and not 1 <= len(req.name) <= 50:
-        raise ProtocolError(ErrorCode.BAD_FRAME, "name must be 1 to 50 characters", req.id)
+    if isinstance(req, Mute | Ban) and (req.uid is None) == (req.qid is None):
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"{req.t} needs exactly one of uid or qid",
+                            req.id)
+    if isinstance(req, Hello) and req.name is not None:
+        if not 1 <= len(req.name) <= 50:
+            raise ProtocolError(ErrorCode.BAD_FRAME, "name must be 1 to 50 characters", req.id)
+        problem = name_problem(req.name)
+        if problem is not None:
+            raise ProtocolError(ErrorCode.BAD_FRAME, problem, req.id)
 
 
 # --- server frames -----------------------------------------------------------

@@ -35,6 +35,20 @@ LIVE_QSTATES: Final = frozenset({"open", "answering"})
 # Keys that record who did what: kept for moderators and the log, dropped from
 # everyone else's copy.
 _INTERNAL_KEYS: Final = ("by", "by_name", "prev", "of", "of_name", "pending")
+# A guest's address key: in the log (so that every process can hold a guest ban and
+# count per-address limits), in no client's copy, moderators' included.
+ADDR: Final = "addr"
+# What participants and speakers may know of a moderation act: what happened, never
+# the name of the person it was about (nor who did it). Moderators see everything.
+_ACT_KEYS: Final[dict[str, frozenset[str]]] = {
+    "mute": frozenset({"t", "seq", "ts", "uid", "until"}),
+    "unmute": frozenset({"t", "seq", "ts", "uid", "until"}),
+    "del": frozenset({"t", "seq", "ts", "mid", "qid"}),
+    "pin": frozenset({"t", "seq", "ts", "mid"}),
+    "unpin": frozenset({"t", "seq", "ts", "mid"}),
+    "qstate": frozenset({"t", "seq", "ts", "qid", "state"}),
+    "room": frozenset({"t", "seq", "ts", "state", "settings"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,9 @@ class Actor:
     name: str
     role: Role
     guest: bool = False
+    # For guests: a keyed hash of the client address (see ``livehub.addresses``), which
+    # guest bans and per-address limits count by. None for signed-in people.
+    addr: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +122,10 @@ class RoomState:
     last_post: dict[str, int] = field(default_factory=dict)  # uid -> ts of last accepted post
     names: dict[str, str] = field(default_factory=dict)  # uid -> last display name seen
     deleted: set[str] = field(default_factory=set)  # removed mids and qids
+    private_mutes: set[str] = field(default_factory=set)  # muted through anonymous questions
+    guest_addrs: dict[str, str] = field(default_factory=dict)  # guest uid -> address key
+    # address key -> the banned guests it came from: new guests from there are refused
+    banned_addrs: dict[str, set[str]] = field(default_factory=dict)
     mod: mod.Moderation = field(default_factory=mod.Moderation)  # reports, held, reactions
     max_messages: int = 10_000  # older posts stay in the log, not in memory
 
@@ -149,6 +170,10 @@ def decide(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Deci
         raise ProtocolError(ErrorCode.FORBIDDEN, f"a {actor.role} may not {req.t}", rid)
     if actor.uid in state.bans:
         raise ProtocolError(ErrorCode.BANNED, "you are banned from this room", rid)
+    if actor.guest and not state.settings.guests and req.t != "ping":
+        raise ProtocolError(ErrorCode.FORBIDDEN,
+                            "this room no longer admits guests: you can read but not post",
+                            rid)
     handler = _HANDLERS.get(type(req))
     if handler is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{req.t} is not a room request", rid)
@@ -158,6 +183,14 @@ def decide(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Deci
 
 def _by(actor: Actor) -> dict[str, Any]:
     return {"by": actor.uid, "by_name": actor.name}
+
+
+def _mark_guest(ev: Event, actor: Actor) -> Event:
+    if actor.guest:
+        ev["guest"] = True
+        if actor.addr is not None:
+            ev[ADDR] = actor.addr
+    return ev
 
 
 def _check_text(text: str, ctx: Context, rid: str | None) -> None:
@@ -199,8 +232,7 @@ def _post(state: RoomState, actor: Actor, req: p.Post, ctx: Context) -> Decision
                  "role": str(actor.role), "text": req.text, "ts": ctx.now}
     if req.reply_to is not None:
         ev["reply_to"] = req.reply_to
-    if actor.guest:
-        ev["guest"] = True
+    _mark_guest(ev, actor)
     if held:
         ev["held"] = True
         return Decision([ev], {"mid": ctx.new_id, "held": True}, ref=ctx.new_id)
@@ -217,8 +249,7 @@ def _ask(state: RoomState, actor: Actor, req: p.Ask, ctx: Context) -> Decision:
                  "ts": ctx.now}
     if req.anonymous:
         ev["anonymous"] = True
-    if actor.guest:
-        ev["guest"] = True
+    _mark_guest(ev, actor)
     return Decision([ev], {"qid": ctx.new_id}, ref=ctx.new_id)
 
 
@@ -230,6 +261,8 @@ def _vote(state: RoomState, actor: Actor, req: p.Vote, ctx: Context) -> Decision
         return Decision([], {"votes": q.votes})  # already so: nothing to publish
     votes = q.votes + (1 if req.up else -1)
     ev: Event = {"t": "vote", "qid": q.qid, "uid": actor.uid, "up": req.up, "ts": ctx.now}
+    if actor.guest and actor.addr is not None:
+        ev[ADDR] = actor.addr
     return Decision([ev], {"votes": votes})
 
 
@@ -313,27 +346,53 @@ def _mute_event(state: RoomState, actor: Actor, uid: str, seconds: int | None,
     return ev
 
 
+def _target(state: RoomState, actor: Actor, req: p.Mute | p.Ban) -> tuple[str, bool]:
+    """Who a mute or ban is about, and whether it must stay between moderators (it was
+    made through an anonymous question, so the room must not learn who asked)."""
+    if req.uid is not None:
+        uid = req.uid
+        private = False
+    else:
+        assert req.qid is not None  # the protocol layer guarantees one of the two
+        q = _visible_question(state, actor, req.qid, req.id)
+        uid, private = q.uid, q.anonymous
+    if uid == actor.uid:
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"you cannot {req.t} yourself", req.id)
+    return uid, private
+
+
 def _mute(state: RoomState, actor: Actor, req: p.Mute, ctx: Context) -> Decision:
-    if req.uid == actor.uid:
-        raise ProtocolError(ErrorCode.FORBIDDEN, "you cannot mute yourself", req.id)
-    return Decision([_mute_event(state, actor, req.uid, req.seconds, ctx)])
+    uid, private = _target(state, actor, req)
+    ev = _mute_event(state, actor, uid, req.seconds, ctx)
+    if private:
+        ev["private"] = True
+    return Decision([ev])
 
 
 def _unmute(state: RoomState, actor: Actor, req: p.Unmute, ctx: Context) -> Decision:
     if not state.is_muted(req.uid, ctx.now):
         return Decision([])
-    return Decision([{"t": "unmute", "uid": req.uid, "until": None, "ts": ctx.now,
-                      **_by(actor)}])
+    ev: Event = {"t": "unmute", "uid": req.uid, "until": None, "ts": ctx.now, **_by(actor)}
+    if req.uid in state.private_mutes:
+        ev["private"] = True  # lifting a mute made through an anonymous question
+    return Decision([ev])
 
 
 def _ban(state: RoomState, actor: Actor, req: p.Ban | p.Unban, ctx: Context) -> Decision:
-    if req.uid == actor.uid:
-        raise ProtocolError(ErrorCode.FORBIDDEN, f"you cannot {req.t} yourself", req.id)
-    if (req.uid in state.bans) == (req.t == "ban"):
+    if isinstance(req, p.Ban):
+        uid, _ = _target(state, actor, req)
+    else:
+        uid = req.uid
+        if uid == actor.uid:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "you cannot unban yourself", req.id)
+    if (uid in state.bans) == (req.t == "ban"):
         return Decision([])
-    ev: Event = {"t": req.t, "uid": req.uid, "ts": ctx.now, **_by(actor)}
-    if req.uid in state.names:
-        ev["name"] = state.names[req.uid]
+    ev: Event = {"t": req.t, "uid": uid, "ts": ctx.now, **_by(actor)}
+    if uid in state.names:
+        ev["name"] = state.names[uid]
+    if req.t == "ban" and uid in state.guest_addrs:
+        # A banned guest must not walk back in under a new name from the same address.
+        ev[ADDR] = state.guest_addrs[uid]
     return Decision([ev])
 
 
@@ -389,17 +448,25 @@ def apply(state: RoomState, ev: Event) -> RoomState:
     return state
 
 
+def _note_guest(state: RoomState, ev: Event) -> None:
+    addr = ev.get(ADDR)
+    if addr is not None:
+        state.guest_addrs[ev["uid"]] = addr
+
+
 def _fold_msg(state: RoomState, ev: Event) -> None:
     if ev.get("held") or "by" in ev:  # held, or released by a moderator
         if not mod.admit_msg(state, ev):
             if ev.get("held"):
                 state.names[ev["uid"]] = ev["name"]
                 state.last_post[ev["uid"]] = ev["ts"]
+                _note_guest(state, ev)
             return
     else:
         state.last_post[ev["uid"]] = ev["ts"]
     state.messages[ev["mid"]] = ev
     state.names[ev["uid"]] = ev["name"]
+    _note_guest(state, ev)
     if len(state.messages) > state.max_messages:
         oldest = next(iter(state.messages))
         del state.messages[oldest]
@@ -409,6 +476,7 @@ def _fold_msg(state: RoomState, ev: Event) -> None:
 
 def _fold_q(state: RoomState, ev: Event) -> None:
     state.names[ev["uid"]] = ev["name"]
+    _note_guest(state, ev)
     state.questions[ev["qid"]] = Question(
         qid=ev["qid"], uid=ev["uid"], name=ev["name"], text=ev["text"], state=ev["state"],
         seq=ev["seq"], ts=ev["ts"], anonymous=bool(ev.get("anonymous")),
@@ -418,6 +486,7 @@ def _fold_q(state: RoomState, ev: Event) -> None:
 
 def _fold_vote(state: RoomState, ev: Event) -> None:
     q = state.questions.get(ev["qid"])
+    _note_guest(state, ev)
     if q is None:
         return
     if ev["up"]:
@@ -476,18 +545,37 @@ def _fold_del(state: RoomState, ev: Event) -> None:
 
 def _fold_mute(state: RoomState, ev: Event) -> None:
     state.mutes[ev["uid"]] = ev["until"]
+    if ev.get("private"):
+        state.private_mutes.add(ev["uid"])
+    else:
+        state.private_mutes.discard(ev["uid"])
 
 
 def _fold_unmute(state: RoomState, ev: Event) -> None:
     state.mutes.pop(ev["uid"], None)
+    state.private_mutes.discard(ev["uid"])
 
 
 def _fold_ban(state: RoomState, ev: Event) -> None:
     state.bans.add(ev["uid"])
+    addr = ev.get(ADDR)
+    if addr is not None:
+        state.banned_addrs.setdefault(addr, set()).add(ev["uid"])
 
 
 def _fold_unban(state: RoomState, ev: Event) -> None:
-    state.bans.discard(ev["uid"])
+    uid = ev["uid"]
+    state.bans.discard(uid)
+    for addr in [a for a, uids in state.banned_addrs.items() if uid in uids]:
+        uids = state.banned_addrs[addr]
+        uids.discard(uid)
+        if not uids:
+            del state.banned_addrs[addr]
+
+
+def address_banned(state: RoomState, addr: str | None) -> bool:
+    """Whether new guest identities from this address key are refused in the room."""
+    return addr is not None and addr in state.banned_addrs
 
 
 def _fold_room(state: RoomState, ev: Event) -> None:
@@ -511,8 +599,31 @@ _FOLDS: Final[dict[str, Any]] = {
 # --- views -------------------------------------------------------------------
 
 
+# --- views: the one place that decides what each audience may know ------------------
+#
+# Every frame a client gets is built here: live events (`view`), replays (`replay`),
+# the welcome's history, pinned posts and questions. Rules:
+# * an anonymous asker is named only in moderators' copies (`q`; and `answer`,
+#   `qstate`, `votes` never carry an asker at all);
+# * a moderation act reaches participants and speakers as what happened, never with
+#   the name of the person acted on (`_ACT_KEYS`); one made through an anonymous
+#   question (`private`) reaches moderators only, as do bans;
+# * a guest's address key reaches no one.
+
+
 def _public(ev: Event) -> Event:
-    return {k: v for k, v in ev.items() if k not in _INTERNAL_KEYS}
+    return {k: v for k, v in ev.items() if k not in _INTERNAL_KEYS and k != ADDR}
+
+
+def client_copy(ev: Event) -> Event:
+    """``ev`` without the keys that no client may have (a guest's address key)."""
+    if ADDR not in ev:
+        return ev
+    return {k: v for k, v in ev.items() if k != ADDR}
+
+
+def _act_view(ev: Event, keys: frozenset[str]) -> Event:
+    return {k: v for k, v in ev.items() if k in keys}
 
 
 def question_view(q: Question, role: Role, *, seq: int | None = None,
@@ -551,19 +662,21 @@ def view(state: RoomState, ev: Event, role: Role, uid: str | None = None) -> Eve
     """
     t = ev["t"]
     if mod.is_private(ev):
-        return mod.view(state, ev, role, uid)
+        seen = mod.view(state, ev, role, uid)
+        return None if seen is None else client_copy(seen)
     if t == "msg":
-        return ev
+        return client_copy(ev)
     staff = role.is_staff
     moderator = role is Role.MODERATOR
     if t == "q":
         if ev["state"] == "pending" and not staff:
             return None
         if ev.get("anonymous") and not moderator:
-            hidden = dict(ev, uid=None, name=ANONYMOUS_NAME)
+            hidden = client_copy(dict(ev, uid=None, name=ANONYMOUS_NAME))
             hidden.pop("guest", None)
+            hidden.pop("affiliation", None)
             return hidden
-        return ev
+        return client_copy(ev)
     if t in ("vote", "react"):
         return None
     if t == "qstate":
@@ -577,17 +690,19 @@ def view(state: RoomState, ev: Event, role: Role, uid: str | None = None) -> Eve
                 return question_view(q, role, seq=ev["seq"], ts=ev["ts"])
             if _unseen(q, ev["seq"]):
                 return None
-        return ev if moderator else _public(ev)
     if t == "answer":
         q = state.questions.get(ev["qid"])
         if q is None or (not staff and _unseen(q, ev["seq"])):
             return None
-        return ev
-    if t in ("ban", "unban") or (t == "mute" and ev.get("private")):
-        return ev if moderator else None
+        return client_copy(ev)
+    if t in ("ban", "unban") or (t in ("mute", "unmute") and ev.get("private")):
+        return client_copy(ev) if moderator else None
     if t == "del" and ev.get("pending") and not staff:
         return None
-    return ev if moderator else _public(ev)
+    if moderator:
+        return client_copy(ev)
+    keys = _ACT_KEYS.get(t)
+    return _public(ev) if keys is None else _act_view(ev, keys)
 
 
 def history(state: RoomState, limit: int = HISTORY_WINDOW) -> list[Event]:
@@ -596,12 +711,13 @@ def history(state: RoomState, limit: int = HISTORY_WINDOW) -> list[Event]:
         return []
     msgs = state.messages
     if len(msgs) <= limit:
-        return list(msgs.values())
-    return list(msgs.values())[-limit:]
+        return [client_copy(ev) for ev in msgs.values()]
+    return [client_copy(ev) for ev in list(msgs.values())[-limit:]]
 
 
 def pinned(state: RoomState) -> list[Event]:
-    return [state.messages[mid] for mid in state.pinned if mid in state.messages]
+    return [client_copy(state.messages[mid]) for mid in state.pinned
+            if mid in state.messages]
 
 
 def ranked_questions(state: RoomState, role: Role) -> list[Question]:

@@ -19,10 +19,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livehub import metrics
 from livehub import protocol as p
+from livehub import room as core
+from livehub.addresses import address_key
 from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify
 from livehub.broker.base import BrokerUnavailable
 from livehub.config import Config
 from livehub.hub import Connection, Hub
+from livehub.limits_log import refused
 from livehub.programme import SLUG_RE
 from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
 from livehub.watchwords import Verdict
@@ -262,6 +265,32 @@ async def _admits_guests(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello
     return True
 
 
+async def _guest_name_allowed(ws: WebSocket, hub: Hub, room: str, codec: Codec,
+                              hello: p.Hello, addr: str, ip: str) -> bool:
+    """Whether this address may make another guest identity in the room this hour.
+
+    Generous by default (a council office shares one address), but it makes stuffing
+    votes by reconnecting under fresh names cost real effort."""
+    cap = hub.config.guest_names_per_hour
+    if not cap:
+        return True
+    try:
+        allowed = await hub.broker.take(room, f"gnames:{addr}", cap, 3600 * 1000)
+    except BrokerUnavailable:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.UNAVAILABLE, "the server cannot reach its broker, retry", hello.id))
+        await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
+        return False
+    if allowed:
+        return True
+    refused("guest_names", ip, room=room)
+    await _send_direct(ws, codec, p.error_frame(
+        ErrorCode.RATE_LIMITED, f"more than {cap} new guest names from your address in this "
+        "room within an hour: rejoin with the name you had, or sign in", hello.id))
+    await _refuse(ws, CloseCode.POLICY, "too many new guest names", room=room, ip=ip)
+    return False
+
+
 async def _auth_failed(ws: WebSocket, codec: Codec, hello: p.Hello, why: str, room: str,
                        ip: str) -> None:
     await _send_direct(ws, codec, p.error_frame(ErrorCode.AUTH_FAILED, why, hello.id))
@@ -288,12 +317,17 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
             ErrorCode.UNAVAILABLE, "the server cannot reach its broker, retry", hello.id))
         await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
         return
-    if identity.uid in replica.state.bans:
+    addr = address_key(ws.app.state.secret, ip)
+    new_guest = identity.guest and hello.token is None
+    if identity.uid in replica.state.bans or (
+            new_guest and core.address_banned(replica.state, addr)):
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BANNED, "you are banned from this room", hello.id))
         await _refuse(ws, CloseCode.FORBIDDEN, "banned", room=room, uid=identity.uid, ip=ip)
         return
-    conn = Connection(ws.send, codec, identity, ip, config.send_queue)
+    if new_guest and not await _guest_name_allowed(ws, hub, room, codec, hello, addr, ip):
+        return
+    conn = Connection(ws.send, codec, identity, ip, config.send_queue, addr=addr)
     if identity.guest:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)

@@ -135,21 +135,25 @@ class Client:
 
     @classmethod
     async def connect(cls, base: str, room: str = ROOM, codec: str = "json",
-                      origin: str | None = None, subprotocols: list[str] | None = None
-                      ) -> Client:
+                      origin: str | None = None, subprotocols: list[str] | None = None,
+                      source: str | None = None) -> Client:
+        """``source``: the loopback address to connect from (127.0.0.2, ...), so that
+        tests can be several client addresses."""
         if subprotocols is None:
             subprotocols = [f"livehub.v1.{codec}"]
         headers = {"Origin": origin} if origin else None
+        extra: dict[str, Any] = {} if source is None else {"local_addr": (source, 0)}
         ws = await websockets.connect(
             f"{base}/ws/{room}", subprotocols=subprotocols or None,  # type: ignore[arg-type]
             additional_headers=headers, max_size=2**22, open_timeout=10, compression=None,
+            **extra,
         )
         return cls(ws, codec)
 
     @classmethod
-    async def join(cls, base: str, room: str = ROOM, codec: str = "json", **hello: Any
-                   ) -> Client:
-        client = await cls.connect(base, room, codec)
+    async def join(cls, base: str, room: str = ROOM, codec: str = "json",
+                   source: str | None = None, **hello: Any) -> Client:
+        client = await cls.connect(base, room, codec, source=source)
         await client.hello(**hello)
         return client
 

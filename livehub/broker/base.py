@@ -11,9 +11,37 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 Event = dict[str, Any]
+CheckKind = Literal["rate", "gap", "cap", "uncap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A limit decided in the same atomic step as the commit it guards.
+
+    Limits that count across connections and processes (a person's budget, slow
+    mode, a guest address's budget and votes) cannot be decided by one process: two
+    could both say yes. So the broker checks them where it commits, and a refused
+    commit changes nothing, this check's count and every other's included.
+
+    * ``rate``: at most ``limit`` commits within any ``window_ms`` (a sliding window).
+    * ``gap``: none within ``window_ms`` of the last one accepted (slow mode).
+    * ``cap``: at most ``limit`` distinct ``member``s in the set (one already in
+      passes); ``uncap`` takes ``member`` out again and never refuses.
+
+    ``key`` names the counter within the room; ``code`` and ``label`` say what a
+    refusal is (the protocol's error code, and the limit's name for metrics).
+    """
+
+    kind: CheckKind
+    key: str
+    limit: int = 0
+    window_ms: int = 0
+    member: str = ""
+    code: str = "rate_limited"
+    label: str = ""
 
 
 class BrokerUnavailable(Exception):
@@ -33,6 +61,8 @@ class Commit:
     epoch: str
     ref: str | None = None
     duplicate: bool = False
+    refused: Check | None = None  # a check said no: nothing was committed
+    retry_ms: int = 0  # for a refused ``gap``: how long until it would pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +109,21 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def commit(
         self, room: str, events: list[Event], *, idem: tuple[str, str] | None = None,
-        idem_ttl: int = 600,
+        idem_ttl: int = 600, checks: tuple[Check, ...] = (),
     ) -> Commit:
         """Number, append and publish ``events`` atomically; sets ``seq`` on each.
 
         ``idem`` is ``(key, ref)``: when ``key`` was committed within ``idem_ttl``
         seconds, nothing happens and the first commit's ``ref`` and ``seq`` come back.
-        Raises :class:`BrokerUnavailable` when nothing could be committed.
+        Then every one of ``checks`` must pass, or nothing is committed and
+        ``refused`` names the first that failed. Raises :class:`BrokerUnavailable`
+        when nothing could be committed.
         """
+
+    @abc.abstractmethod
+    async def take(self, room: str, key: str, limit: int, window_ms: int) -> bool:
+        """One use of a ``rate`` budget outside any commit (say, a new guest name):
+        True and counted when under ``limit`` within ``window_ms``, else False."""
 
     async def recall(self, room: str, key: str) -> Commit | None:
         """The first commit made with idempotency ``key``, if still remembered."""

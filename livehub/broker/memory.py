@@ -11,7 +11,8 @@ import secrets
 import time
 from collections import deque
 
-from livehub.broker.base import Broker, Commit, Event, History, Listener
+from livehub.broker.base import Broker, Check, Commit, Event, History, Listener
+from livehub.broker.budgets import Counters
 
 
 class _Log:
@@ -33,6 +34,7 @@ class MemoryBroker(Broker):
         self._listeners: dict[str, Listener] = {}
         self._idem: dict[str, tuple[float, str | None, int]] = {}
         self._online: dict[str, int] = {}
+        self._counters = Counters()
 
     def _log(self, room: str) -> _Log:
         log = self._logs.get(room)
@@ -50,16 +52,23 @@ class MemoryBroker(Broker):
 
     async def commit(
         self, room: str, events: list[Event], *, idem: tuple[str, str] | None = None,
-        idem_ttl: int = 600,
+        idem_ttl: int = 600, checks: tuple[Check, ...] = (),
     ) -> Commit:
         log = self._log(room)
+        now = time.monotonic()
         if idem is not None:
-            now = time.monotonic()
             self._expire_idem(now)
             key = f"{room}\x00{idem[0]}"
             seen = self._idem.get(key)
             if seen is not None:
                 return Commit(seq=seen[2], epoch=self.epoch, ref=seen[1], duplicate=True)
+        if checks:
+            now_ms = now * 1000
+            refused = self._counters.refusal(room, checks, now_ms)
+            if refused is not None:
+                return Commit(seq=log.seq, epoch=self.epoch, refused=refused[0],
+                              retry_ms=refused[1])
+            self._counters.record(room, checks, now_ms)
         for ev in events:
             log.seq += 1
             ev["seq"] = log.seq
@@ -70,6 +79,9 @@ class MemoryBroker(Broker):
         if listener is not None and events:
             listener.on_events(room, self.epoch, events)
         return Commit(seq=log.seq, epoch=self.epoch, ref=idem[1] if idem else None)
+
+    async def take(self, room: str, key: str, limit: int, window_ms: int) -> bool:
+        return self._counters.take(room, key, limit, window_ms, time.monotonic() * 1000)
 
     async def recall(self, room: str, key: str) -> Commit | None:
         self._expire_idem(time.monotonic())

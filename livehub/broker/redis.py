@@ -8,6 +8,7 @@ so the scripts below stay single-slot)::
     {ns}:{room}:log          stream  entry id "<seq>-0", field "p" = msgpack event without seq
     {ns}:{room}:idem:<key>   string  "<seq> <epoch> <ref>", EX idem_ttl
     {ns}:{room}:online       hash    process_id -> people this process has in the room
+    {ns}:{room}:lim:<key>    zset/string/set  the budgets of livehub.broker.base.Check
     {ns}:{room}:ch           pub/sub channel
     {ns}:proc:<process_id>   string  heartbeat, PX heartbeat_ttl
 
@@ -41,7 +42,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from livehub.broker.base import Broker, BrokerUnavailable, Commit, Event, History, Listener
+from livehub.broker.base import (
+    Broker,
+    BrokerUnavailable,
+    Check,
+    Commit,
+    Event,
+    History,
+    Listener,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +68,14 @@ if not epoch or (redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEY
 end
 """
 
+# KEYS: seq, log, epoch, idem (a placeholder when has_idem is 0), one key per check
+# ARGV: new_epoch, max_log (0 = keep all), idem_ttl, ref, channel, has_idem, nchecks,
+#       nchecks x (kind, limit, window_ms, member), payload...
+# Returns {seq, epoch} on a commit, {seq, epoch, ref} for a repeated idempotency key,
+# {-1, epoch, i, retry_ms} when check i refused (nothing was changed then).
 COMMIT_LUA: Final = _ENSURE_EPOCH + """
-if #KEYS == 4 then
+local has_idem = ARGV[6] == '1'
+if has_idem then
   local seen = redis.call('GET', KEYS[4])
   if seen then
     local s, e, r = string.match(seen, '^(%d+) (%S+) (.*)$')
@@ -68,13 +83,36 @@ if #KEYS == 4 then
     if e == epoch then return {tonumber(s), epoch, r} end
   end
 end
-local n = #ARGV - 5
+local nchecks = tonumber(ARGV[7])
+local at = 8 + 4 * nchecks
+local now = 0
+if nchecks > 0 then
+  -- One clock for every process: the Redis server's.
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for i = 1, nchecks do
+    local kind, limit = ARGV[4 + 4 * i], tonumber(ARGV[5 + 4 * i])
+    local window, member, key = tonumber(ARGV[6 + 4 * i]), ARGV[7 + 4 * i], KEYS[4 + i]
+    if kind == 'rate' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+      if redis.call('ZCARD', key) >= limit then return {-1, epoch, i, 0} end
+    elseif kind == 'gap' then
+      local last = tonumber(redis.call('GET', key) or '')
+      if last and now - last < window then return {-1, epoch, i, window - (now - last)} end
+    elseif kind == 'cap' then
+      if redis.call('SISMEMBER', key, member) == 0 and redis.call('SCARD', key) >= limit then
+        return {-1, epoch, i, 0}
+      end
+    end
+  end
+end
+local n = #ARGV - at + 1
 local last
 if n > 0 then
   last = redis.call('INCRBY', KEYS[1], n)
   local first = last - n + 1
   for i = 1, n do
-    redis.call('XADD', KEYS[2], (first + i - 1) .. '-0', 'p', ARGV[5 + i])
+    redis.call('XADD', KEYS[2], (first + i - 1) .. '-0', 'p', ARGV[at + i - 1])
   end
   local max_log = tonumber(ARGV[2])
   if max_log > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', max_log) end
@@ -89,14 +127,40 @@ if n > 0 then
   end
   -- msgpack [epoch, first, [payload...]]: 0x93 = fixarray(3); payloads are maps already.
   redis.call('PUBLISH', ARGV[5],
-             '\\147' .. cmsgpack.pack(epoch, first) .. hdr .. table.concat(ARGV, '', 6))
+             '\\147' .. cmsgpack.pack(epoch, first) .. hdr .. table.concat(ARGV, '', at))
 else
   last = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
-if #KEYS == 4 then
+for i = 1, nchecks do
+  local kind, window, member, key = ARGV[4 + 4 * i], tonumber(ARGV[6 + 4 * i]),
+                                    ARGV[7 + 4 * i], KEYS[4 + i]
+  if kind == 'rate' then
+    redis.call('ZADD', key, now, last .. '')
+    redis.call('PEXPIRE', key, window)
+  elseif kind == 'gap' then
+    redis.call('SET', key, now, 'PX', window)
+  elseif kind == 'cap' then
+    redis.call('SADD', key, member)
+    redis.call('EXPIRE', key, 604800)
+  elseif kind == 'uncap' then
+    redis.call('SREM', key, member)
+  end
+end
+if has_idem then
   redis.call('SET', KEYS[4], last .. ' ' .. epoch .. ' ' .. ARGV[4], 'EX', ARGV[3])
 end
 return {last, epoch}
+"""
+
+# KEYS: one rate key   ARGV: limit, window_ms. 1 and counted when under the limit, else 0.
+TAKE_LUA: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now, now .. '-' .. redis.call('ZCARD', KEYS[1]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 """
 
 # KEYS: seq, log, epoch   ARGV: new_epoch, first seq wanted, count
@@ -166,6 +230,7 @@ class RedisBroker(Broker):
         self._redis: Redis | None = None
         self._sub_pool: ConnectionPool | None = None
         self._commit_script: Any = None
+        self._take_script: Any = None
         self._read_script: Any = None
         self._renew_script: Any = None
         self._enc = msgspec.msgpack.Encoder()
@@ -230,6 +295,7 @@ class RedisBroker(Broker):
         self._commit_script = self._redis.register_script(COMMIT_LUA)
         self._read_script = self._redis.register_script(READ_LUA)
         self._renew_script = self._redis.register_script(RENEW_EPOCH_LUA)
+        self._take_script = self._redis.register_script(TAKE_LUA)
         name = "livehub-sub-" + re.sub(r"[^!-~]", "_", self.process_id)
         # RESP2 so pub/sub messages are plain replies; no redis-py health checks, which
         # would read from the socket behind our reader's back.
@@ -290,7 +356,7 @@ class RedisBroker(Broker):
 
     async def commit(
         self, room: str, events: list[Event], *, idem: tuple[str, str] | None = None,
-        idem_ttl: int = 600,
+        idem_ttl: int = 600, checks: tuple[Check, ...] = (),
     ) -> Commit:
         self._check_ready()
         enc = self._enc.encode
@@ -299,13 +365,17 @@ class RedisBroker(Broker):
             enc(ev) if "seq" not in ev else enc({k: v for k, v in ev.items() if k != "seq"})
             for ev in events
         ]
-        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch")]
-        if idem is not None:
-            keys.append(self._key(room, f"idem:{idem[0]}"))
+        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch"),
+                self._key(room, f"idem:{idem[0]}" if idem is not None else "idem:")]
+        keys.extend(self._key(room, f"lim:{c.key}") for c in checks)
         args: list[Any] = [
             secrets.token_hex(8), self.max_log or 0, max(1, int(idem_ttl)),
-            idem[1] if idem is not None else "", self._channel(room), *payloads,
+            idem[1] if idem is not None else "", self._channel(room),
+            1 if idem is not None else 0, len(checks),
         ]
+        for c in checks:
+            args.extend((c.kind, c.limit, c.window_ms, c.member))
+        args.extend(payloads)
         try:
             res = await asyncio.wait_for(
                 self._commit_script(keys=keys, args=args), self.command_timeout,
@@ -315,12 +385,26 @@ class RedisBroker(Broker):
             # same id is answered from the idempotency key.
             raise self._unavailable(exc) from exc
         seq, epoch = int(res[0]), res[1].decode()
+        if seq < 0:
+            return Commit(seq=0, epoch=epoch, refused=checks[int(res[2]) - 1],
+                          retry_ms=int(res[3]))
         if len(res) == 3:
             return Commit(seq=seq, epoch=epoch, ref=res[2].decode(), duplicate=True)
         first = seq - len(events) + 1
         for i, ev in enumerate(events):
             ev["seq"] = first + i
         return Commit(seq=seq, epoch=epoch, ref=idem[1] if idem is not None else None)
+
+    async def take(self, room: str, key: str, limit: int, window_ms: int) -> bool:
+        self._check_ready()
+        try:
+            res = await asyncio.wait_for(
+                self._take_script(keys=[self._key(room, f"lim:{key}")],
+                                  args=[limit, window_ms]),
+                self.command_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        return bool(int(res))
 
     async def recall(self, room: str, key: str) -> Commit | None:
         """The answer stored under an idempotency key, if it belongs to the current log."""

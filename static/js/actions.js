@@ -178,7 +178,8 @@ export class Actions {
     const key = (d) => d.mid || d.qid || `mute:${d.uid}`;
     return {
       mute: (d, button) => {
-        const frame = { t: 'mute', uid: d.uid };
+        // Through an anonymous question, by the question: the room is not told who it was.
+        const frame = d.anon ? { t: 'mute', qid: d.qid } : { t: 'mute', uid: d.uid };
         if (d.seconds) frame.seconds = Number(d.seconds);
         this.act(frame, key(d)).then(() => closeMenu(button), () => {});
       },
@@ -188,7 +189,8 @@ export class Actions {
         this.redraw();
       }, () => {}),
       ban: async (d) => {
-        if (await confirmBan(d.name)) this.act({ t: 'ban', uid: d.uid }, key(d)).catch(() => {});
+        const frame = d.anon ? { t: 'ban', qid: d.qid } : { t: 'ban', uid: d.uid };
+        if (await confirmBan(d.name)) this.act(frame, key(d)).catch(() => {});
       },
     };
   }

@@ -49,7 +49,7 @@ export class ControlsView {
       key: ([uid]) => uid,
       sig: ([uid, m]) => JSON.stringify([m.until, m.name, ctx.errors.get(`mute:${uid}`)]),
       build: ([uid, m]) => h('li', {},
-        `${m.name}, muted ${m.until === null ? 'until lifted' : `until ${clock(m.until)}`} `,
+        h('bdi', {}, m.name ?? 'someone'), `, muted ${m.until === null ? 'until lifted' : `until ${clock(m.until)}`} `,
         action('Unmute', m.name, { action: 'unmute', uid, name: m.name, scope: 'controls' }),
         errorLine(ctx.errors.get(`mute:${uid}`))),
     });
@@ -58,7 +58,7 @@ export class ControlsView {
     reconcile(this.bannedList, banned, {
       key: ([uid]) => uid,
       sig: ([uid, name]) => JSON.stringify([name, ctx.errors.get(`ban:${uid}`)]),
-      build: ([uid, name]) => h('li', {}, `${name} `,
+      build: ([uid, name]) => h('li', {}, h('bdi', {}, name ?? 'someone'), ' ',
         action('Unban', name, { action: 'unban', uid, name }),
         errorLine(ctx.errors.get(`ban:${uid}`))),
     });

@@ -11,7 +11,9 @@ const ROLE_LABEL = { moderator: 'Moderator', speaker: 'Speaker' };
 export function byline(item, { prefix = '', muted = false } = {}) {
   return h('p', { class: 'byline' },
     prefix,
-    h('span', { class: 'byline__name' }, item.name),
+    // <bdi>: a name in another script, or one that tries bidirectional tricks, cannot
+    // reorder the words around it.
+    h('bdi', { class: 'byline__name' }, item.name),
     ROLE_LABEL[item.role] ? h('span', { class: `badge badge--${item.role}` }, ROLE_LABEL[item.role]) : null,
     item.guest ? h('span', { class: 'badge badge--guest' }, 'Guest') : null,
     muted ? h('span', { class: 'badge badge--muted' }, 'Muted') : null,
@@ -36,7 +38,7 @@ export function action(word, context, data, { variant = '', pressed, describedby
  * "Mute" opens the three durations and Unmute for one person. Unmute is
  * always offered: after a reload this page cannot know who is muted.
  */
-export function muteMenu(uid, name, scope) {
+export function muteMenu(uid, name, scope, extra = {}) {
   const key = `${scope}:${uid}`;
   const item = (before, words, after, data) => h('button', {
     type: 'button', class: 'button button--small', dataset: { ...data, key: `${data.action}${data.seconds ?? ''}:${key}` },
@@ -45,9 +47,9 @@ export function muteMenu(uid, name, scope) {
     h('summary', { class: 'button button--small', dataset: { key: `mute-summary:${key}` } },
       'Mute', hidden(` ${name}`)),
     h('div', { class: 'menu__items' },
-      item(`Mute ${name} for `, '5 minutes', '', { action: 'mute', uid, name, seconds: '300' }),
-      item(`Mute ${name} for `, '1 hour', '', { action: 'mute', uid, name, seconds: '3600' }),
-      item(`Mute ${name} `, 'until lifted', '', { action: 'mute', uid, name, seconds: '' }),
+      item(`Mute ${name} for `, '5 minutes', '', { action: 'mute', uid, name, seconds: '300', ...extra }),
+      item(`Mute ${name} for `, '1 hour', '', { action: 'mute', uid, name, seconds: '3600', ...extra }),
+      item(`Mute ${name} `, 'until lifted', '', { action: 'mute', uid, name, seconds: '', ...extra }),
       item('', 'Unmute', ` ${name}`, { action: 'unmute', uid, name }),
     ));
 }

@@ -80,9 +80,16 @@ function question(q, ctx, where) {
         staff && q.state === 'answering' ? action('Mark answered', null, { ...data, action: 'answered' }, { describedby: textId }) : null,
         staff ? action('Dismiss', 'question', { ...data, action: 'dismiss' }) : null,
         moderator || mine ? action('Delete', mine ? 'your question' : 'question', { ...data, action: 'delete-q' }, { variant: 'button--warning' }) : null,
-        moderator && q.uid && !mine ? muteMenu(q.uid, q.name, `q:${q.qid}`) : null,
+        moderator && q.uid && !mine && !q.anonymous ? muteMenu(q.uid, q.name, `q:${q.qid}`) : null,
+        moderator && q.uid && !mine && q.anonymous ? muteMenu(q.uid, 'the asker', `q:${q.qid}`, { qid: q.qid, anon: '1' }) : null,
+        moderator && q.uid && !mine && q.anonymous
+          ? action('Ban', 'the asker', { action: 'ban', qid: q.qid, uid: q.uid, name: 'the asker', anon: '1' }, { variant: 'button--warning' })
+          : null,
         mine ? null : reportButton(data, 'question'),
         staff && q.state !== 'pending' ? answerForm(q, where) : null),
+      moderator && q.anonymous && q.uid && !mine
+        ? h('p', { class: 'note' }, 'Asked anonymously: only moderators see who asked. Mute and Ban here act without the room learning who it was.')
+        : null,
       errorLine(ctx.errors.get(q.qid))));
 }
 

@@ -168,7 +168,8 @@ def redis_room(tmp_path: Path) -> Any:
 async def test_sigterm_with_redis_loses_no_acknowledged_post(spawn: Spawn,
                                                              redis_room: Any) -> None:
     slug, programme = redis_room
-    env = {"LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_PROGRAMME": str(programme)}
+    env = {"LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_GUEST_ADDRESS_RATE": "0",
+                 "LIVEHUB_PROGRAMME": str(programme)}
     args = ["--redis", REDIS_URL]
     doomed = spawn(env, args, name="doomed")
     other = spawn(env, args, name="other")

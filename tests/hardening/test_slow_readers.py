@@ -105,7 +105,8 @@ def summary(lat: list[float]) -> tuple[float, float]:
 async def test_a_reader_that_never_reads_costs_its_room_nothing(spawn: Spawn) -> None:
     # No keepalive, so the queue bound alone deals with the slow readers; a short room log,
     # so that RSS shows connection state rather than the in-memory log growing.
-    srv = spawn({"LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_SEND_QUEUE": str(SEND_QUEUE),
+    srv = spawn({"LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_GUEST_ADDRESS_RATE": "0",
+                 "LIVEHUB_SEND_QUEUE": str(SEND_QUEUE),
                  "LIVEHUB_PING_INTERVAL": "0", "LIVEHUB_MAX_LOG": "100",
                  "LIVEHUB_ROOM_LINGER": "0"})
     assert srv.proc is not None

@@ -113,3 +113,16 @@ def test_a_rejection_racing_a_release_reaches_everyone() -> None:
     (ev,) = commit(s, rejection.events)[:1]
     assert ev["held"] is True and mid not in s.messages
     assert view(s, ev, Role.SPEAKER) == {"t": "del", "mid": mid, "seq": ev["seq"], "ts": 1_000}
+
+
+def test_racing_resolutions_reach_moderators_once() -> None:
+    s = RoomState("r")
+    mid = str(run(s, P, p.Post(text="hello"))[0]["mid"])
+    rid = str(run(s, Q, p.Report(mid=mid, reason="spam"))[0]["rid"])
+    resolve = decide(s, M, p.Resolve(rid=rid), ctx())
+    delete = decide(s, M, p.Delete(mid=mid), ctx())  # decided before the resolve folded
+    first, = commit(s, resolve.events)
+    later = commit(s, delete.events)
+    assert view(s, first, Role.MODERATOR) is not None
+    assert [e["t"] for e in later] == ["del", "resolved"]
+    assert view(s, later[1], Role.MODERATOR) is None

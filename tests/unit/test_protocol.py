@@ -247,14 +247,46 @@ def test_c0_controls_in_text_and_name_are_bad_frame(codec: Codec, char: str, kin
     assert err.rid == "c0"
 
 
+POST_TEXT_FRAMES = [f for f in TEXT_FRAMES if f[0] != "hello"]
+# What a name may not hold: it is one line and cannot reorder the text around it.
+NAME_FORBIDDEN = ["\t", "\r", "\n", "\x85", "\u2028", "\u2029",
+                  *(chr(c) for c in range(0x202A, 0x202F)),
+                  *(chr(c) for c in range(0x2066, 0x206A))]
+
+
 @both_codecs
 @pytest.mark.parametrize("char", ["\t", "\r", "\n", "\x7f", "\x85", "\u2028"],
                          ids=lambda c: f"U+{ord(c):04X}")
-@pytest.mark.parametrize(("kind", "base", "key"), TEXT_FRAMES, ids=[k for k, _, _ in TEXT_FRAMES])
+@pytest.mark.parametrize(("kind", "base", "key"), POST_TEXT_FRAMES,
+                         ids=[k for k, _, _ in POST_TEXT_FRAMES])
 def test_tab_cr_lf_and_other_controls_are_allowed(codec: Codec, char: str, kind: str,
                                                   base: dict[str, Any], key: str) -> None:
     req = parse_request(codec, encode(codec, {**base, key: f"a{char}b"}))
     assert getattr(req, key) == f"a{char}b"
+
+
+@both_codecs
+@pytest.mark.parametrize("char", NAME_FORBIDDEN, ids=lambda c: f"U+{ord(c):04X}")
+def test_names_are_one_line_without_bidi_controls(codec: Codec, char: str) -> None:
+    err = refused_obj(codec, {"t": "hello", "name": f"Ann{char}Smith", "id": "n1"})
+    assert err.code == ErrorCode.BAD_FRAME
+    assert err.rid == "n1"
+
+
+@both_codecs
+@pytest.mark.parametrize("name", ["Ann Smith", "Zoë O'Brien-Ng",
+                                  "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+                                  "\u200fRLM mark is not a control"])
+def test_ordinary_names_are_welcome(codec: Codec, name: str) -> None:
+    req = parse_request(codec, encode(codec, {"t": "hello", "name": name}))
+    assert req.name == name
+
+
+@pytest.mark.parametrize("t", ["mute", "ban"])
+def test_mute_and_ban_need_exactly_one_of_uid_or_qid(t: str) -> None:
+    for body in ({"t": t}, {"t": t, "uid": "u", "qid": "q"}):
+        err = refused_obj(JSON, {**body, "id": "x"})
+        assert err.code == ErrorCode.BAD_FRAME
 
 
 def test_has_forbidden_control() -> None:
