@@ -164,7 +164,7 @@ class Server:
                 "LIVEHUB_SECRET": SECRET, "LIVEHUB_ENV": "test", "LIVEHUB_LOG_LEVEL": "warning",
                 # Load clients are guests from one address: like an operator running a
                 # load test, the benchmark turns the per-address and per-person limits off.
-                "LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_MAX_CONNECTIONS_PER_IP": "0",
+                "LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_MAX_CONNECTIONS_PER_ADDRESS": "0",
                 "LIVEHUB_GUEST_ADDRESS_RATE": "0", "LIVEHUB_GUEST_VOTES_PER_ADDRESS": "0",
                 "LIVEHUB_GUEST_NAMES_PER_HOUR": "0",
                 "LIVEHUB_HELLO_TIMEOUT": "30", "LIVEHUB_PROGRAMME": str(programme),

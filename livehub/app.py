@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from livehub import api, http, pages
 from livehub.broker import Broker, make_broker
+from livehub.client_address import ClientAddressMiddleware, parse_proxies
 from livehub.config import Config, secret_problem
 from livehub.hub import Hub
 from livehub.programme import Programme, load_programme
@@ -64,7 +66,10 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
             *pages.routes(),
             WebSocketRoute("/ws/{room}", websocket_endpoint),
         ],
-        middleware=pages.middleware(),
+        # First: every handler below sees the client address as request.client.host.
+        middleware=[Middleware(ClientAddressMiddleware,
+                               proxies=parse_proxies(config.forwarded_allow_ips)),
+                    *pages.middleware()],
         lifespan=lifespan,
     )
     app.state.hub = hub

@@ -45,10 +45,14 @@ def main() -> None:
               help="Conference programme (TOML); default: the bundled sample.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1,
               help="Processes sharing the port (needs --redis when above 1).")
+@click.option("--forwarded-allow-ips", "forwarded_allow_ips", default=None, metavar="LIST",
+              help="Proxies whose X-Forwarded-For names the client: comma-separated "
+                   "addresses or networks, or * (default 127.0.0.1,::1).")
 def serve(host: str | None, port: int | None, redis_url: str | None, programme: str | None,
-          workers: int) -> None:
+          workers: int, forwarded_allow_ips: str | None) -> None:
     """Run the server."""
-    cfg = _config(host=host, port=port, redis_url=redis_url, programme=programme)
+    cfg = _config(host=host, port=port, redis_url=redis_url, programme=programme,
+                  forwarded_allow_ips=forwarded_allow_ips)
     if workers > 1 and not cfg.redis_url:
         raise click.ClickException(
             "--workers above 1 needs --redis URL: processes share rooms through Redis")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,7 +32,14 @@ class Config(BaseSettings):
     flood_limit: int = Field(default=20, ge=1)
     max_frame: int = Field(default=64 * 1024, ge=256)
     max_text: int = Field(default=2000, ge=1)
-    max_connections_per_ip: int = Field(default=200, ge=0)  # 0: unlimited
+    # Open connections per client address per process, counted from accept; 0: off.
+    max_connections_per_address: int = Field(default=500, ge=0)
+    # The old name (counted at the upgrade, default 200): still read for one release.
+    max_connections_per_ip: int | None = Field(default=None, ge=0)
+    # Open connections per process, HTTP and WebSocket; also kept below the open-file limit.
+    max_connections: int = Field(default=20_000, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)  # seconds from accept to a request head
+    forwarded_allow_ips: str = "127.0.0.1,::1"  # proxies whose X-Forwarded-For is read
     # Fair limits (docs/protocol.md): per client address, on every process together.
     guest_address_rate: int = Field(default=120, ge=0)  # guests' publishing per 10 s; 0: off
     guest_votes_per_address: int = Field(default=50, ge=0)  # per question (and poll); 0: off
@@ -56,6 +63,21 @@ class Config(BaseSettings):
     @classmethod
     def _empty_secret_is_none(cls, v: str | None) -> str | None:
         return v or None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_list(cls, v: str) -> str:
+        from livehub.client_address import parse_proxies
+
+        parse_proxies(v)  # a ValueError names the entry that is not an address
+        return v
+
+    @model_validator(mode="after")
+    def _old_connection_limit(self) -> Config:
+        if (self.max_connections_per_ip is not None
+                and "max_connections_per_address" not in self.model_fields_set):
+            self.max_connections_per_address = self.max_connections_per_ip
+        return self
 
     def origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]

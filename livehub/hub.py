@@ -662,7 +662,6 @@ class Hub:
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self._presence_task: asyncio.Task[None] | None = None
-        self.connections_by_ip: dict[str, int] = {}
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
             guest_address_rate=config.guest_address_rate,

@@ -1,13 +1,16 @@
-"""Seeing the limits bite: a counter per refusal, one log line per address and limit.
+"""Operators see the limits bite: a counter per limit, and one log line per address.
 
-A flood is thousands of refusals a minute; logging each would let the abuser fill the
-operator's disk. So a limit is logged when it starts refusing an address, and again
-only after that address has been quiet for a minute.
+``refused(limit, address)`` is called once per refusal by every fair limit (connections
+per address, the HTTP deadlines, and the per-person and per-address budgets). It counts
+``livehub_refusals_total{limit=...}`` every time, but logs only when a limit *starts*
+refusing an address: after that address has gone ``QUIET`` seconds without a refusal by
+that limit. A flood therefore costs one log line, not one per request.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 import structlog
 
@@ -15,21 +18,27 @@ from livehub import metrics
 
 log = structlog.get_logger("livehub.limits")
 
-QUIET_S = 60.0
-_MAX_TRACKED = 10_000
+QUIET = 60.0  # seconds without a refusal before the next one is logged again
+_MAX_TRACKED = 10_000  # (limit, address) pairs remembered; the oldest are forgotten
 
-# (limit, address) -> when it last refused; insertion order is oldest first
-_last: dict[tuple[str, str], float] = {}
+_last: OrderedDict[tuple[str, str], float] = OrderedDict()
 
 
-def refused(limit: str, address: str, **fields: object) -> None:
-    """Count one refusal by ``limit``; log it if ``address`` was not being refused."""
+def refused(limit: str, address: str, reason: str | None = None, **info: object) -> bool:
+    """Count one refusal; log it when this limit starts refusing this address.
+
+    Returns whether a line was logged. ``reason`` is for people (what the client was
+    told); ``limit`` is the metric label, a short fixed name such as
+    ``connections_per_address``.
+    """
     metrics.REFUSALS.labels(limit).inc()
     now = time.monotonic()
     key = (limit, address)
     last = _last.pop(key, None)
     _last[key] = now
-    if last is None or now - last > QUIET_S:
-        log.warning("limit refusing", limit=limit, address=address, **fields)
-    while len(_last) > _MAX_TRACKED:
-        del _last[next(iter(_last))]
+    if len(_last) > _MAX_TRACKED:
+        _last.popitem(last=False)
+    if last is not None and now - last < QUIET:
+        return False
+    log.info("limit refusing", limit=limit, ip=address, reason=reason or limit, **info)
+    return True

@@ -71,7 +71,7 @@ PROGRAMME_RELOADS = Counter(
 )
 REFUSALS = Counter(
     "livehub_refusals_total",
-    "Requests and connections refused by a fair limit, by limit (see docs/operations.md)",
+    "Requests and connections refused by a fair limit (livehub.limits_log), by limit",
     ["limit"], registry=REGISTRY,
 )
 

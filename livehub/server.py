@@ -27,8 +27,11 @@ from livehub.app import create_app
 from livehub.config import Config
 from livehub.hub import Hub
 from livehub.logs import configure
+from livehub.netguard import NetGuard, http_protocol, raise_open_file_limit
 
 log = structlog.get_logger("livehub.server")
+
+KEEP_ALIVE_IDLE = 5  # seconds a keep-alive connection may idle between requests
 
 
 class LivehubServer(uvicorn.Server):
@@ -80,14 +83,33 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             pass
 
 
-def uvicorn_config(cfg: Config, app: Any) -> uvicorn.Config:
+class GuardedWebSocketProtocol(WebSocketProtocol):
+    """Frees the connection's place in the :class:`NetGuard` counts when it closes."""
+
+    netguard: NetGuard  # set on the class that :func:`uvicorn_config` makes
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.livehub_transport = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.netguard.closed(self.livehub_transport)
+
+
+def uvicorn_config(cfg: Config, app: Any, guard: NetGuard | None = None) -> uvicorn.Config:
+    guard = guard or NetGuard.from_config(cfg)
+    ws: type[asyncio.Protocol] = type("LivehubWebSocketProtocol", (GuardedWebSocketProtocol,),
+                                      {"netguard": guard})
     return uvicorn.Config(
         app,
         host=cfg.host,
         port=cfg.port,
         loop="uvloop",
-        http="httptools",
-        ws=WebSocketProtocol,
+        http=http_protocol(guard),
+        ws=ws,
         ws_max_size=cfg.max_frame,
         ws_ping_interval=cfg.ping_interval or None,
         ws_ping_timeout=cfg.ping_timeout or None,
@@ -95,7 +117,10 @@ def uvicorn_config(cfg: Config, app: Any) -> uvicorn.Config:
         lifespan="on",
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # livehub.client_address owns the client address rule (and ignores uvicorn's
+        # FORWARDED_ALLOW_IPS); livehub.netguard owns the head deadline.
+        proxy_headers=False,
+        timeout_keep_alive=KEEP_ALIVE_IDLE,
         timeout_graceful_shutdown=max(1, int(cfg.shutdown_grace)),
     )
 
@@ -115,6 +140,11 @@ def run(cfg: Config, sock: socket.socket | None = None) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
     configure(cfg.log_format, cfg.log_level)
     logging.getLogger("uvicorn.error").addFilter(_ClientMistakeFilter())
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        log.warning("FORWARDED_ALLOW_IPS (uvicorn's) is ignored: livehub trusts the proxies "
+                    "of --forwarded-allow-ips / LIVEHUB_FORWARDED_ALLOW_IPS",
+                    forwarded_allow_ips=cfg.forwarded_allow_ips)
+    raise_open_file_limit()
     app = create_app(cfg)
     server = LivehubServer(uvicorn_config(cfg, app), app.state.hub)
     server.run(sockets=[sock] if sock is not None else None)

@@ -150,12 +150,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     if not hub.accepting:
         await _refuse(ws, CloseCode.TRY_AGAIN, "shutting down: reconnect elsewhere", room=room)
         return
-    per_ip = hub.connections_by_ip.get(ip, 0)
-    if config.max_connections_per_ip and per_ip >= config.max_connections_per_ip:
-        await _refuse(ws, CloseCode.POLICY, "too many connections from your address",
-                      room=room, ip=ip)
-        return
-    hub.connections_by_ip[ip] = per_ip + 1
+    # Connections per client address are counted from accept by livehub.netguard.
     try:
         await _serve(ws, hub, room, codec, ip)
     except WebSocketDisconnect:
@@ -170,12 +165,6 @@ async def websocket_endpoint(ws: WebSocket) -> None:
             await ws.close(code=CloseCode.SERVER_ERROR)
         except Exception:
             pass
-    finally:
-        left = hub.connections_by_ip.get(ip, 1) - 1
-        if left > 0:
-            hub.connections_by_ip[ip] = left
-        else:
-            hub.connections_by_ip.pop(ip, None)
 
 
 async def _hello(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str
