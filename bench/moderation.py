@@ -115,6 +115,7 @@ def _server(workdir: Path, programme: Path) -> Server:
     return Server("livehub", [ROOM], workdir, env={
         "LIVEHUB_PROGRAMME": str(programme), "LIVEHUB_MAX_CONNECTIONS_PER_ADDRESS": "0",
         "LIVEHUB_GUEST_ADDRESS_RATE": "0", "LIVEHUB_GUEST_VOTES_PER_ADDRESS": "0",
+        "LIVEHUB_GUEST_NAMES_PER_HOUR": "0",
     }).start()
 
 
