@@ -494,7 +494,7 @@ class RoomReplica:
             return
         if t == "react":
             self._reactions[ev["mid"]] = (ev["seq"], ev["ts"])
-            self._vote_changed(None)
+            self._schedule_flush()
             return
         if self._votes or self._reactions:
             self.flush_votes()  # keep each client's stream complete up to its last seq
@@ -537,9 +537,11 @@ class RoomReplica:
             for conn in mine:
                 conn.send(seen)
 
-    def _vote_changed(self, ev: Event | None) -> None:
-        if ev is not None:
-            self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
+    def _vote_changed(self, ev: Event) -> None:
+        self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         window = self.hub.config.vote_window
         if window <= 0:
             self.flush_votes()
