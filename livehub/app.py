@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
-from livehub import api, http, pages
+from livehub import api, http, oidc, pages, signin
 from livehub.broker import Broker, make_broker
 from livehub.client_address import ClientAddressMiddleware, parse_proxies
 from livehub.config import Config, secret_problem
@@ -42,6 +42,10 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
     config = config or Config()
     secret = resolve_secret(config)
     programme = programme or load_programme(config.programme)
+    try:
+        oidc_settings = oidc.settings_from(config)
+    except oidc.SettingsError as exc:
+        raise ConfigError(str(exc)) from None
     broker = broker or make_broker(config.redis_url, max_log=config.max_log,
                                    redis_max_log=config.redis_max_log,
                                    namespace=config.redis_namespace)
@@ -64,6 +68,7 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
             *http.routes(),
             *api.routes(),
             *pages.routes(),
+            *signin.routes(),
             WebSocketRoute("/ws/{room}", websocket_endpoint),
         ],
         # First: every handler below sees the client address as request.client.host.
@@ -76,4 +81,5 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
     app.state.secret = secret
     app.state.config = config
     app.state.summary_cache = {}
+    app.state.signin = signin.SignIn(oidc_settings, secret) if oidc_settings else None
     return app

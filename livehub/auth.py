@@ -27,6 +27,7 @@ class Identity:
     role: Role
     rooms: frozenset[str] | None = None  # None: valid in every room
     guest: bool = False
+    affiliation: str | None = None  # the organisation shown beside the name (badges)
 
     def may_enter(self, room: str) -> bool:
         return self.rooms is None or room in self.rooms
@@ -37,7 +38,8 @@ GUEST_TTL = 24 * 3600
 
 def mint(secret: str, *, name: str, role: Role, sub: str | None = None,
          rooms: list[str] | None = None, ttl: int = DEFAULT_TTL,
-         now: float | None = None, guest: bool = False) -> str:
+         now: float | None = None, guest: bool = False,
+         affiliation: str | None = None) -> str:
     """A signed token; ``sub`` is made up when not given.
 
     ``guest`` tokens are what a guest gets back in ``welcome`` so that it stays the
@@ -55,6 +57,8 @@ def mint(secret: str, *, name: str, role: Role, sub: str | None = None,
         claims["rooms"] = list(rooms)
     if guest:
         claims["guest"] = True
+    if affiliation:
+        claims["affiliation"] = affiliation
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -86,8 +90,12 @@ def verify(secret: str, token: str) -> Identity:
     is_guest = claims.get("guest") is True
     if is_guest and role is not Role.PARTICIPANT:
         raise AuthError("a guest token must be a participant's")
-    return Identity(uid=sub, name=name[:50], role=role,
-                    rooms=None if rooms is None else frozenset(rooms), guest=is_guest)
+    affiliation = claims.get("affiliation")
+    # Signed-in names may be longer than a guest's 50 (sign-in and invites allow 80).
+    return Identity(uid=sub, name=name[:80], role=role,
+                    rooms=None if rooms is None else frozenset(rooms), guest=is_guest,
+                    affiliation=affiliation if isinstance(affiliation, str) and not is_guest
+                    else None)
 
 
 def guest(name: str) -> Identity:

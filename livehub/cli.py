@@ -1,4 +1,4 @@
-"""The ``livehub`` command: serve, secret, token, check, export."""
+"""The ``livehub`` command: serve, secret, token, invite, check, export."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from pydantic import ValidationError
 
-from livehub import auth
+from livehub import auth, oidc
 from livehub.broker.base import BrokerUnavailable, History
 from livehub.config import Config, is_loopback, secret_problem
 from livehub.export import DEFAULT_FORMAT, FORMATS, RoomLog, render
@@ -59,6 +59,10 @@ def serve(host: str | None, port: int | None, redis_url: str | None, programme: 
     problem = secret_problem(cfg)
     if problem is not None:
         raise click.ClickException(problem)
+    try:
+        oidc.settings_from(cfg)
+    except oidc.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         prog = load_programme(cfg.programme)
     except ProgrammeError as exc:
@@ -113,13 +117,59 @@ def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: st
         seconds = auth.parse_ttl(ttl)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--ttl") from None
-    if not name or len(name) > 50:
-        raise click.BadParameter("must be 1 to 50 characters", param_hint="--name")
+    if not name or len(name) > 80:
+        raise click.BadParameter("must be 1 to 80 characters", param_hint="--name")
     problem = name_problem(name)
     if problem is not None:
         raise click.BadParameter(problem, param_hint="--name")
     click.echo(auth.mint(secret, name=name, role=Role(role.lower()), sub=sub,
                          rooms=list(rooms) or None, ttl=seconds))
+
+
+@main.command("invite")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--base-url", default=None, metavar="URL",
+              help="Start of each link (default: $LIVEHUB_PUBLIC_URL, else "
+                   "http://127.0.0.1:8000).")
+@click.option("--ttl", default="72h", show_default=True,
+              help="How long each link works: 90s, 30m, 8h, 2d.")
+@click.option("--programme", default=None, metavar="FILE",
+              help="Programme whose rooms the rows name (default: as `serve` reads it).")
+def invite_command(file: str, base_url: str | None, ttl: str, programme: str | None) -> None:
+    """Write FILE.csv back with a personal sign-in link per row.
+
+    The header names name, role, room and optionally affiliation; other columns are
+    copied through. A link is a bearer credential: whoever holds it joins as that
+    person, in that room, until it expires.
+    """
+    from livehub.invite import DEFAULT_BASE, invite
+
+    secret = os.environ.get("LIVEHUB_SECRET")
+    if not secret:
+        raise click.ClickException("LIVEHUB_SECRET is not set: the server could not check "
+                                   "links signed without it")
+    try:
+        seconds = auth.parse_ttl(ttl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ttl") from None
+    cfg = _config(programme=programme)
+    try:
+        prog = load_programme(cfg.programme)
+    except ProgrammeError as exc:
+        raise click.ClickException(f"cannot read the programme:\n{exc}") from None
+    try:
+        with open(file, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise click.ClickException(f"{file}: cannot read: {exc.strerror or exc}") from None
+    base = (base_url or cfg.public_url or DEFAULT_BASE).rstrip("/")
+    result = invite(data, source=file, programme=prog, secret=secret, base=base, ttl=seconds)
+    if result.problems:
+        for problem in result.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+    sys.stdout.buffer.write(result.output)
+    sys.stdout.flush()
 
 
 @main.command()

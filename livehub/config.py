@@ -58,8 +58,23 @@ class Config(BaseSettings):
     shutdown_grace: float = Field(default=8.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"
+    # Sign-in with an OpenID Connect provider: all four or none (see livehub.oidc).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    public_url: str | None = None
 
-    @field_validator("secret")
+    @field_validator("redis_url")
+    @classmethod
+    def _cluster_url_is_well_formed(cls, v: str | None) -> str | None:
+        if v and v.startswith("redis+cluster://"):
+            from livehub.broker.cluster import parse_cluster_url
+
+            parse_cluster_url(v)  # a ValueError names what is wrong
+        return v or None
+
+    @field_validator("secret", "oidc_issuer", "oidc_client_id", "oidc_client_secret",
+                     "public_url")
     @classmethod
     def _empty_secret_is_none(cls, v: str | None) -> str | None:
         return v or None

@@ -82,7 +82,8 @@ async def api_rooms(request: Request) -> Response:
         rooms.append({**session_wire(session), "state": state.state_name,
                       "settings": state.settings.to_wire(),
                       "online": online.get(session.slug, 0)})
-    return JSONResponse({"conference": {"title": hub.programme.title}, "rooms": rooms})
+    return JSONResponse({"conference": {"title": hub.programme.title}, "rooms": rooms,
+                         "sign_in": request.app.state.signin is not None})
 
 
 def routes() -> list[BaseRoute]:

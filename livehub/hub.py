@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections import deque
@@ -997,9 +998,8 @@ class Hub:
         kept = tuple(s for s in old.sessions if programme.get(s.slug) is None
                      and s.slug in self.replicas and self.replicas[s.slug].conns)
         if kept:
-            programme = Programme(title=programme.title, sessions=(*programme.sessions, *kept),
-                                  source=programme.source,
-                                  watched_words=programme.watched_words)
+            # (replace keeps every other part: watched words, sign-in rules...)
+            programme = dataclasses.replace(programme, sessions=(*programme.sessions, *kept))
         changes: dict[str, list[str]] = {
             "added": [s.slug for s in programme.sessions if old.get(s.slug) is None],
             "updated": [s.slug for s in programme.sessions

@@ -137,6 +137,9 @@ def room_html(conference: str, title: str, slug: str) -> str:
 <h1 id="room-title">{t}</h1>
 <p class="room-meta"><span id="room-state" class="badge">Connecting…</span>
 <span id="online"></span> <span id="me" class="me"></span></p>
+<p id="signin-offer" class="signin-offer" hidden><a class="button"
+ href="/auth/login?next=/room/{escape(slug)}">Sign in</a> with your organisation's
+account, if you work for the organisers.</p>
 <noscript><p class="notice">This live room needs JavaScript.</p></noscript>
 <nav id="jump" class="jump" aria-label="On this page" hidden>
 <a href="#chat-heading">Chat</a> <a href="#qa-heading">Questions</a>

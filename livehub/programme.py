@@ -62,6 +62,7 @@ from pydantic import (
     field_validator,
 )
 
+from livehub.signin_rules import SignInRules, parse_sign_in
 from livehub.watchwords import EMPTY, Matcher, WordLists, parse_lists
 
 __all__ = [
@@ -117,6 +118,7 @@ class Programme:
     title: str
     sessions: tuple[Session, ...]
     source: str
+    sign_in: SignInRules | None = None  # the [sign_in] table, when the file has one
     watched_words: WordLists = field(default_factory=WordLists)  # conference-wide
     _by_slug: dict[str, Session] = field(init=False, repr=False, compare=False)
     _matchers: dict[str, Matcher] = field(init=False, repr=False, compare=False)
@@ -227,9 +229,10 @@ def parse_programme(text: str, source: str) -> Programme:
     _check_top_level_keys(document, source, problems)
     watched = _check_watched_words(document, source, problems)
     sessions = _check_sessions(document, source, problems)
+    sign_in = _check_sign_in(document, source, problems)
     if problems or title is None:
         raise ProgrammeError(problems)
-    return Programme(title=title, sessions=tuple(sessions), source=source,
+    return Programme(title=title, sessions=tuple(sessions), source=source, sign_in=sign_in,
                      watched_words=watched)
 
 
@@ -281,7 +284,7 @@ class _SessionModel(BaseModel):
 
 _SESSION_FIELDS = tuple(_SessionModel.model_fields)
 _CONFERENCE_FIELDS = tuple(_ConferenceModel.model_fields)
-_TOP_LEVEL_KEYS = ("conference", "session", "watched_words")
+_TOP_LEVEL_KEYS = ("conference", "session", "sign_in", "watched_words")
 
 # What each field must be, said the same way whatever went wrong.
 _EXPECTED: dict[str, str] = {
@@ -326,6 +329,20 @@ def _check_top_level_keys(document: Mapping[str, Any], source: str, problems: li
         if key not in _TOP_LEVEL_KEYS:
             hint = _hint(key, _TOP_LEVEL_KEYS)
             problems.append(f"{source}: unknown top-level key {_quote(key)}{hint}")
+
+
+def _check_sign_in(document: Mapping[str, Any], source: str,
+                   problems: list[str]) -> SignInRules | None:
+    if "sign_in" not in document:
+        return None
+    if not isinstance(document["sign_in"], dict):
+        problems.append(f"{source}: sign_in: must be a table ([sign_in]) "
+                        f"(got {_show(document['sign_in'])})")
+        return None
+    rules, found = parse_sign_in(document["sign_in"])
+    problems.extend(f"{source}: sign_in: field {_quote(name)}: {problem}"
+                    for name, problem in found)
+    return rules
 
 
 def _check_conference(document: Mapping[str, Any], source: str, problems: list[str]) -> str | None:

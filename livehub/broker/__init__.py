@@ -19,13 +19,18 @@ __all__ = [
 
 def make_broker(redis_url: str | None, *, max_log: int, redis_max_log: int | None = None,
                 namespace: str = "livehub") -> Broker:
-    """The embedded broker without a Redis URL, else the Redis one (imported only then).
+    """The embedded broker without a Redis URL, else the Redis one (imported only then);
+    a ``redis+cluster://`` URL gives the Redis Cluster broker.
 
     The memory broker keeps ``max_log`` events per room; Redis keeps every event
     (the complete record) unless ``redis_max_log`` says otherwise.
     """
     if redis_url is None:
         return MemoryBroker(max_log=max_log)
+    if redis_url.startswith("redis+cluster://"):
+        from livehub.broker.cluster import ClusterBroker
+
+        return ClusterBroker(redis_url, max_log=redis_max_log, namespace=namespace)
     from livehub.broker.redis import RedisBroker
 
     return RedisBroker(redis_url, max_log=redis_max_log, namespace=namespace)

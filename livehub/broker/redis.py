@@ -36,7 +36,7 @@ from collections import deque
 from typing import Any, Final
 
 import msgspec
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -227,7 +227,7 @@ class RedisBroker(Broker):
         self.reconnects = 0
         self.errors = 0
 
-        self._redis: Redis | None = None
+        self._redis: Redis | RedisCluster | None = None
         self._sub_pool: ConnectionPool | None = None
         self._commit_script: Any = None
         self._take_script: Any = None
@@ -280,28 +280,11 @@ class RedisBroker(Broker):
         """
         if self._tasks:
             return
-        # No client-side retries: a retried commit could commit twice, and the hub wants
-        # a quick `unavailable` rather than a slow success. We bound every call instead.
-        common: dict[str, Any] = {
-            "socket_timeout": self.command_timeout,
-            "socket_connect_timeout": self.connect_timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "protocol": 2,
-        }
-        pool = BlockingConnectionPool.from_url(
-            self.url, max_connections=self.pool_size, timeout=self.command_timeout, **common,
-        )
-        self._redis = Redis.from_pool(pool)  # owns the pool: aclose() closes it
-        self._commit_script = self._redis.register_script(COMMIT_LUA)
-        self._read_script = self._redis.register_script(READ_LUA)
-        self._renew_script = self._redis.register_script(RENEW_EPOCH_LUA)
-        self._take_script = self._redis.register_script(TAKE_LUA)
-        name = "livehub-sub-" + re.sub(r"[^!-~]", "_", self.process_id)
-        # RESP2 so pub/sub messages are plain replies; no redis-py health checks, which
-        # would read from the socket behind our reader's back.
-        self._sub_pool = ConnectionPool.from_url(
-            self.url, health_check_interval=0, client_name=name, **common,
-        )
+        self._redis = self._make_client()
+        self._commit_script = self._script(COMMIT_LUA)
+        self._read_script = self._script(READ_LUA)
+        self._renew_script = self._script(RENEW_EPOCH_LUA)
+        self._take_script = self._script(TAKE_LUA)
         self._first_ready = asyncio.Event()
         self._probe = asyncio.Event()
         self._rx = asyncio.Event()
@@ -314,6 +297,37 @@ class RedisBroker(Broker):
             await asyncio.wait_for(
                 self._first_ready.wait(), self.connect_timeout + self.command_timeout,
             )
+
+    def _connection_options(self) -> dict[str, Any]:
+        # No client-side retries: a retried commit could commit twice, and the hub wants
+        # a quick `unavailable` rather than a slow success. We bound every call instead.
+        return {
+            "socket_timeout": self.command_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "protocol": 2,
+        }
+
+    def _subscriber_name(self) -> str:
+        return "livehub-sub-" + re.sub(r"[^!-~]", "_", self.process_id)
+
+    def _make_client(self) -> Redis | RedisCluster:
+        """The command client (the cluster broker makes a cluster client instead)."""
+        common = self._connection_options()
+        pool = BlockingConnectionPool.from_url(
+            self.url, max_connections=self.pool_size, timeout=self.command_timeout, **common,
+        )
+        # RESP2 so pub/sub messages are plain replies; no redis-py health checks, which
+        # would read from the socket behind our reader's back.
+        self._sub_pool = ConnectionPool.from_url(
+            self.url, health_check_interval=0, client_name=self._subscriber_name(), **common,
+        )
+        return Redis.from_pool(pool)  # owns the pool: aclose() closes it
+
+    def _script(self, text: str) -> Any:
+        """A script callable as ``script(keys=..., args=...)`` on the command client."""
+        assert isinstance(self._redis, Redis)
+        return self._redis.register_script(text)
 
     async def close(self) -> None:
         if self._closed:

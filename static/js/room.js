@@ -12,6 +12,7 @@ import { byId } from './dom.js';
 import { sentence, shorten } from './format.js';
 import { QuestionsView } from './questions-view.js';
 import { ModerationView } from './reports-view.js';
+import { offerSignIn, roomsInfo } from './signin.js';
 import { RoomState } from './state.js';
 import { StatusView, muteMessage } from './status-view.js';
 
@@ -73,13 +74,9 @@ function gate(heading, text) {
 
 async function offerGuestJoin(problem = '') {
   let guests = true;
-  try {
-    const response = await fetch('/api/rooms', { headers: { Accept: 'application/json' } });
-    const room = (await response.json()).rooms.find((r) => r.id === slug);
-    guests = room ? room.settings.guests : true;
-  } catch {
-    // Unknown: offer the form; the server has the last word.
-  }
+  // Unknown (null): offer the form; the server has the last word.
+  const room = (await roomsInfo())?.rooms?.find((r) => r.id === slug);
+  if (room) guests = room.settings.guests;
   if (!guests) {
     gate('Sign-in needed', `${problem}This session is for signed-in participants. Open the sign-in link you were sent by the organisers.`);
     return;
@@ -174,6 +171,7 @@ function onFatal(kind, message) {
   if (kind === 'auth') {
     if (credentials.token) {
       auth.tokenRefused(slug, credentials);
+      offerSignIn(true);
       offerGuestJoin(`Your sign-in link was not accepted here (${message || 'no reason given'}). `);
     } else if (credentials.guestToken) {
       // The guest token expired, or the room stopped admitting guests: try the name.
@@ -227,6 +225,7 @@ window.addEventListener('hashchange', () => {
 
 const token = auth.takeToken(slug);
 const guest = auth.guestName(slug);
+offerSignIn(!token);
 if (token) connect(token);
 else if (guest) connect({ name: guest, guestToken: auth.guestToken(slug) });
 else offerGuestJoin();
