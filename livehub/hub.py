@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol, cast
 
 import structlog
 
-from livehub import metrics
+from livehub import metrics, polls
 from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
@@ -180,7 +180,7 @@ class Connection:
     )
 
     def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
-                 max_queue: int, addr: str | None = None) -> None:
+                 max_queue: int, addr: str | None = None, *, watch: bool = False) -> None:
         # Starlette's WebSocket.send re-checks its state machine on every message and then
         # calls the ASGI send it was given: the hub sends that way directly (it only
         # sends "websocket.send" and, once, "websocket.close"). About 15 % less CPU per
@@ -188,9 +188,12 @@ class Connection:
         self._send: Send = getattr(getattr(send, "__self__", None), "_send", None) or send
         self.codec = codec
         # ``addr``: the client address's key (livehub.addresses); only guests carry it
-        # into the log, where guest bans and per-address limits count by it.
-        self.actor = core.Actor(identity.uid, identity.name, identity.role, identity.guest,
-                                addr=addr if identity.guest else None)
+        # into the log, where guest bans and per-address limits count by it. A watcher
+        # reads as a participant, whatever its token says (PROTOCOL.md).
+        self.actor = core.Actor(identity.uid, identity.name,
+                                Role.PARTICIPANT if watch else identity.role, identity.guest,
+                                affiliation=None if identity.guest else identity.affiliation,
+                                watch=watch, addr=addr if identity.guest else None)
         self.ip = ip
         self.max_queue = max_queue
         self.queue: deque[Frame] = deque()
@@ -347,6 +350,8 @@ class RoomReplica:
         self._backlog: list[tuple[str, list[Event]]] = []
         self._filling = False
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
+        self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
+        self.watchers = 0  # connections in ``conns`` that watch (not counted online)
         self._reactions: dict[str, tuple[int, int]] = {}  # mid -> the same, for reactions
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
@@ -463,6 +468,7 @@ class RoomReplica:
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
         self.recent.clear()
         self._votes.clear()
+        self._tallies.clear()
         self._reactions.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
@@ -493,11 +499,14 @@ class RoomReplica:
         if t == "vote":
             self._vote_changed(ev)
             return
+        if t == "ballot":
+            self._tally_changed(ev)
+            return
         if t == "react":
             self._reactions[ev["mid"]] = (ev["seq"], ev["ts"])
             self._schedule_flush()
             return
-        if self._votes or self._reactions:
+        if self._votes or self._tallies or self._reactions:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
         owner = mod.owner(ev)
@@ -542,6 +551,10 @@ class RoomReplica:
         self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
         self._schedule_flush()
 
+    def _tally_changed(self, ev: Event) -> None:
+        self._tallies[ev["pid"]] = (ev["seq"], ev["ts"])
+        self._schedule_flush()
+
     def _schedule_flush(self) -> None:
         window = self.hub.config.vote_window
         if window <= 0:
@@ -550,15 +563,25 @@ class RoomReplica:
             self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
 
     def flush_votes(self) -> None:
-        """One ``votes`` event per question changed since the last flush."""
+        """One ``votes`` event per question, one ``tally`` per poll and one ``reactions``
+        per post changed since
+        the last flush, in ``seq`` order (so each client's stream keeps rising)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
-        pending, self._votes = self._votes, {}
+        votes, self._votes = self._votes, {}
+        tallies, self._tallies = self._tallies, {}
         reacted, self._reactions = self._reactions, {}
-        changes = [(seq, ts, "q", qid) for qid, (seq, ts) in pending.items()]
-        changes += [(seq, ts, "m", mid) for mid, (seq, ts) in reacted.items()]
-        for seq, ts, kind, key in sorted(changes):
+        pending = [(seq, ts, qid, "q") for qid, (seq, ts) in votes.items()]
+        pending += [(seq, ts, pid, "p") for pid, (seq, ts) in tallies.items()]
+        pending += [(seq, ts, mid, "m") for mid, (seq, ts) in reacted.items()]
+        for seq, ts, key, kind in sorted(pending):
+            if kind == "p":
+                poll = self.state.polls.get(key)
+                if poll is not None:
+                    tally = polls.tally_event(poll, seq, ts)
+                    self.broadcast(lambda role, ev=tally: ev)  # type: ignore[misc]
+                continue
             if kind == "m":
                 if key in self.state.messages:
                     counts = mod.reactions_event(self.state, key, seq, ts)
@@ -572,14 +595,22 @@ class RoomReplica:
             self.broadcast(lambda role, ev=ev, hidden=hidden:  # type: ignore[misc]
                            None if hidden and not role.is_staff else ev)
 
+    def people(self) -> int:
+        """Connections counted in ``online`` here: watchers are not."""
+        return len(self.conns) - self.watchers
+
     # -- membership -----------------------------------------------------------------
 
     def add(self, conn: Connection) -> None:
         conn.replica = self
+        if conn.actor.watch and conn not in self.conns:
+            self.watchers += 1
         self.conns.add(conn)
         self.audiences.setdefault((conn.role, conn.codec), set()).add(conn)
 
     def remove(self, conn: Connection) -> None:
+        if conn.actor.watch and conn in self.conns:
+            self.watchers -= 1
         self.conns.discard(conn)
         group = self.audiences.get((conn.role, conn.codec))
         if group is not None:
@@ -598,8 +629,13 @@ class RoomReplica:
             "online": online,
             "pinned": [mod.with_reactions(state, m) for m in core.pinned(state)],
             "questions": core.questions_view(state, role),
+            "polls": polls.welcome_polls(state),
         }
         me = frame["me"]
+        if conn.actor.affiliation:
+            me["affiliation"] = conn.actor.affiliation
+        if conn.actor.watch:
+            me["watch"] = True
         if conn.actor.guest:
             me["guest"] = True
             if conn.guest_token:
@@ -608,6 +644,9 @@ class RoomReplica:
         if state.is_muted(conn.actor.uid, now):
             me["muted_until"] = state.mutes[conn.actor.uid]
         me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        # The person's own last ballot in each poll, so their choices show after a reload.
+        me["ballots"] = {poll.pid: list(poll.ballots[conn.actor.uid])
+                         for poll in state.polls.values() if conn.actor.uid in poll.ballots}
         if role is Role.MODERATOR:
             frame["moderation"] = {
                 "mutes": [{"uid": uid, "name": state.names.get(uid), "until": until}
@@ -763,12 +802,12 @@ class Hub:
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
-            await self._set_online(replica, len(replica.conns) + 1)
+            await self._set_online(replica, replica.people() + (not conn.actor.watch))
             online = (await self._online([room])).get(room, 0)
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
-        online = max(online, len(replica.conns))
+        online = max(online, replica.people())
         conn.send(replica.welcome(conn, since, epoch, older, online))
         self.update_gauges()
 
@@ -811,7 +850,7 @@ class Hub:
             replica.reported_online = -1
 
     async def _report_online(self, replica: RoomReplica) -> None:
-        n = len(replica.conns)
+        n = replica.people()
         if n != replica.reported_online:
             replica.reported_online = n
             try:
@@ -824,7 +863,7 @@ class Hub:
             return await self.broker.online(rooms)
         except BrokerUnavailable:
             metrics.BROKER_ERRORS.labels("online").inc()
-            return {r: len(self.replicas[r].conns) if r in self.replicas else 0 for r in rooms}
+            return {r: self.replicas[r].people() if r in self.replicas else 0 for r in rooms}
 
     async def online_all(self) -> dict[str, int]:
         return await self._online([s.slug for s in self.programme.sessions])
@@ -846,7 +885,7 @@ class Hub:
             return
         counts = await self._online([r.id for r in replicas])
         for replica in replicas:
-            online = max(counts.get(replica.id, 0), len(replica.conns))
+            online = max(counts.get(replica.id, 0), replica.people())
             if online != replica.last_online:
                 replica.last_online = online
                 frame = {"t": "presence", "online": online}
@@ -944,6 +983,8 @@ class Hub:
                              f"in {check.window_ms // 1000} s in this room",
             "guest_votes": f"{check.limit} guests from your address have already voted "
                            "for this question",
+            "guest_ballots": f"{check.limit} guests from your address have already voted "
+                             "in this poll",
         }.get(check.label, "over a limit")
         return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: nothing was published",
                              req.id)

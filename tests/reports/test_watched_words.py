@@ -192,3 +192,29 @@ async def test_a_retried_held_post_is_answered_held_again(net: Net) -> None:
     assert [m["mid"] for m in moderator.welcome["held"]] == [ok["mid"]]  # published once
     for c in (first, second, moderator):
         await c.close()
+
+
+async def test_a_poll_on_the_block_list_is_refused(net: Net) -> None:
+    room = net.room()
+    speaker = await net.join(0, room, "speaker", sub="speaker")
+    for frame in ({"question": "Klonkwit?", "options": ["yes", "no"]},
+                  {"question": "Fair?", "options": ["yes", "grimbolt"]}):
+        answer = await speaker.request({"t": "poll", **frame})
+        assert answer["t"] == "error" and answer["code"] == "blocked", answer
+    ok = await speaker.request({"t": "poll", "question": "Fair?", "options": ["yes", "no"]})
+    assert ok["t"] == "ok", ok
+    await speaker.close()
+
+
+async def test_watchers_may_not_report_or_react(net: Net) -> None:
+    room = net.room()
+    author = await net.join(0, room, sub="author")
+    mid = (await author.request({"t": "post", "text": "watch this"}))["mid"]
+    watcher = await Client.join(net.proc(1).ws_url, room, watch=True)
+    await watcher.recv_until(lambda e: e.get("mid") == mid) if not any(
+        m["mid"] == mid for m in watcher.welcome["history"]) else None
+    for frame in ({"t": "report", "mid": mid, "reason": "spam"},
+                  {"t": "react", "mid": mid, "emoji": "heart"}):
+        assert (await watcher.request(frame))["code"] == "forbidden", frame
+    for c in (author, watcher):
+        await c.close()

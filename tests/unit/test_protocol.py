@@ -94,6 +94,12 @@ VALID: list[tuple[dict[str, Any], p.Request]] = [
     ({"t": "settings", "slow_mode": 0, "state": "open"}, p.Settings(slow_mode=0, state="open")),
     ({"t": "ping", "id": "x" * 64}, p.Ping(id="x" * 64)),
     ({"t": "ping", "id": None}, p.Ping()),
+    ({"t": "poll", "question": "Q?", "options": ["a", "b"]},
+     p.OpenPoll(question="Q?", options=["a", "b"])),
+    ({"t": "ballot", "pid": "p1", "choices": [1]}, p.Ballot(pid="p1", choices=[1])),
+    ({"t": "pollstate", "pid": "p1", "state": "closed"},
+     p.SetPollState(pid="p1", state="closed")),
+    ({"t": "hello", "watch": True}, p.Hello(watch=True)),
     ({"t": "report", "mid": "m1", "reason": "spam"}, p.Report(mid="m1", reason="spam")),
     ({"t": "report", "qid": "q1", "reason": "other", "note": "n"},
      p.Report(qid="q1", reason="other", note="n")),
@@ -509,6 +515,7 @@ def test_error_codes_are_the_protocols() -> None:
     assert {str(c) for c in ErrorCode} == {
         "bad_frame", "unknown_type", "auth_failed", "forbidden", "muted", "banned",
         "rate_limited", "slow_mode", "too_long", "not_found", "room_closed", "unavailable",
+        "poll_closed",
         "blocked"}
 
 

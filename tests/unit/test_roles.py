@@ -40,6 +40,9 @@ WHO: dict[str, set[Role]] = {
     "settings": {M},
     "unban": {M},
     "ping": {P, S, M},
+    "poll": {S, M},
+    "pollstate": {S, M},
+    "ballot": {P, S, M},
     "report": {P, S, M},    # anyone who can see the item
     "react": {P, S, M},     # anyone who may post
     "resolve": {M},
@@ -107,6 +110,9 @@ SAMPLES: dict[str, p.Request] = {
     "unban": p.Unban(uid="u-other"),
     "settings": p.Settings(slow_mode=1),
     "ping": p.Ping(),
+    "poll": p.OpenPoll(question="q", options=["a", "b"]),
+    "pollstate": p.SetPollState(pid="nope", state="closed"),
+    "ballot": p.Ballot(pid="nope", choices=[0]),
     "report": p.Report(mid="nope", reason="spam"),
     "react": p.React(mid="nope", emoji="heart"),
     "resolve": p.Resolve(rid="nope"),
