@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from typing import Any, Final, Protocol, cast
 import structlog
 
 from livehub import metrics, polls, welcome_bounds
+from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -49,6 +51,8 @@ COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 IDEM_TTL_MS: Final = 600_000
 JOIN_WAIT: Final = 10.0  # seconds a join waits for its room to (re)load before `unavailable`
+# Events that may change a room's open reports or held posts (see metrics.OPEN_REPORTS).
+_MODERATION_GAUGED: Final = frozenset({"report", "resolved", "msg", "del"})
 
 
 class Greeting(Protocol):
@@ -363,6 +367,7 @@ class RoomReplica:
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
         self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
         self.watchers = 0  # connections in ``conns`` that watch (not counted online)
+        self._reactions: dict[str, tuple[int, int]] = {}  # mid -> the same, for reactions
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
         self.reported_online = -1
@@ -486,6 +491,7 @@ class RoomReplica:
         self.recent.clear()
         self._votes.clear()
         self._tallies.clear()
+        self._reactions.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
         self.hub.tasks.spawn(self._reload(), name=f"reload:{self.id}")
@@ -511,6 +517,9 @@ class RoomReplica:
         core.apply(self.state, ev)
         self.recent.append(ev)
         metrics.EVENTS_APPLIED.inc()
+        if ev["t"] in _MODERATION_GAUGED:
+            metrics.OPEN_REPORTS.labels(self.id).set(len(self.state.mod.open))
+            metrics.HELD_POSTS.labels(self.id).set(len(self.state.mod.held))
         if not fan_out or not self.conns:
             return
         t = ev["t"]
@@ -520,9 +529,16 @@ class RoomReplica:
         if t == "ballot":
             self._tally_changed(ev)
             return
-        if self._votes or self._tallies:
+        if t == "react":
+            self._reactions[ev["mid"]] = (ev["seq"], ev["ts"])
+            self._schedule_flush()
+            return
+        if self._votes or self._tallies or self._reactions:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
+        owner = mod.owner(ev)
+        if owner is not None:  # a held post's author sees it (and its rejection)
+            self.send_to_owner(ev, owner)
         if t == "ban":
             for conn in [c for c in self.conns if c.actor.uid == ev["uid"]]:
                 conn.send(p.error_frame(ErrorCode.BANNED, "you were banned from this room"))
@@ -548,6 +564,16 @@ class RoomReplica:
             delivered += len(conns)
         metrics.DELIVERIES.inc(delivered)
 
+    def send_to_owner(self, ev: Event, uid: str) -> None:
+        """Send ``uid``'s own connections (other than moderators') their view of ``ev``."""
+        mine = [c for c in self.conns if c.actor.uid == uid and c.role is not Role.MODERATOR]
+        if not mine or core.view(self.state, ev, mine[0].role) is not None:
+            return  # nobody, or they had it with everyone else
+        seen = core.view(self.state, ev, mine[0].role, uid)
+        if seen is not None:
+            for conn in mine:
+                conn.send(seen)
+
     def _vote_changed(self, ev: Event) -> None:
         self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
         self._schedule_flush()
@@ -564,21 +590,29 @@ class RoomReplica:
             self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
 
     def flush_votes(self) -> None:
-        """One ``votes`` event per question, and one ``tally`` per poll, changed since
+        """One ``votes`` event per question, one ``tally`` per poll and one ``reactions``
+        per post changed since
         the last flush, in ``seq`` order (so each client's stream keeps rising)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
         votes, self._votes = self._votes, {}
         tallies, self._tallies = self._tallies, {}
-        pending = [(seq, ts, qid, True) for qid, (seq, ts) in votes.items()]
-        pending += [(seq, ts, pid, False) for pid, (seq, ts) in tallies.items()]
-        for seq, ts, key, is_vote in sorted(pending):
-            if not is_vote:
+        reacted, self._reactions = self._reactions, {}
+        pending = [(seq, ts, qid, "q") for qid, (seq, ts) in votes.items()]
+        pending += [(seq, ts, pid, "p") for pid, (seq, ts) in tallies.items()]
+        pending += [(seq, ts, mid, "m") for mid, (seq, ts) in reacted.items()]
+        for seq, ts, key, kind in sorted(pending):
+            if kind == "p":
                 poll = self.state.polls.get(key)
                 if poll is not None:
                     tally = polls.tally_event(poll, seq, ts)
                     self.broadcast(lambda role, ev=tally: ev)  # type: ignore[misc]
+                continue
+            if kind == "m":
+                if key in self.state.messages:
+                    counts = mod.reactions_event(self.state, key, seq, ts)
+                    self.broadcast(lambda role, ev=counts: ev)  # type: ignore[misc]
                 continue
             q = self.state.questions.get(key)
             if q is None:
@@ -620,7 +654,7 @@ class RoomReplica:
             "seq": state.seq,
             "epoch": state.epoch,
             "online": online,
-            "pinned": core.pinned(state),
+            "pinned": [mod.with_reactions(state, m) for m in core.pinned(state)],
             "polls": polls.welcome_polls(state),
         }
         # At most 200, the one on stage first (welcome_bounds; PROTOCOL.md).
@@ -648,13 +682,19 @@ class RoomReplica:
                           for uid, until in state.mutes.items() if state.is_muted(uid, now)],
                 "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
             }
+            extra = mod.welcome(state)  # open reports and held posts
+            extra["held"] = [core.client_copy(m) for m in extra["held"]]
+            frame.update(extra)
         if since is not None:
             events = self._since(since, epoch, older)
             frame["recovered"] = events is not None
             frame["history"] = (core.history(state) if events is None
-                                else core.replay(state, events, role))
+                                else core.replay(state, events, role, conn.actor.uid))
         else:
             frame["history"] = core.history(state)
+        if frame["history"] and state.mod.reactions:
+            frame["history"] = [mod.with_reactions(state, m) if m["t"] == "msg" else m
+                                for m in frame["history"]]
         return frame
 
     def _since(self, since: int, epoch: str | None, older: list[Event] | None
@@ -818,7 +858,7 @@ class Hub:
         online = max(online, replica.people())
         frame = replica.welcome(conn, since, epoch, older, online)
         conn.push(welcome_bounds.encode_welcome(
-            frame, conn.codec, lambda: core.history(replica.state),
+            frame, conn.codec, partial(_plain_history, replica.state),
             max_replay_bytes=self.config.max_replay_bytes))
         self.update_gauges()
 
@@ -943,16 +983,19 @@ class Hub:
             seen = self._answers.get(idem_key)
             if seen is not None and now - seen[0] < IDEM_TTL_MS:
                 return seen[1]
-        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text)
+        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text,
+                           words=self.programme.matcher(replica.id))
         try:
             decision = core.decide(replica.state, conn.actor, req, ctx)
         except ProtocolError:
             if idem_key is not None:  # a retry of a post committed through another process?
                 earlier = await self._recall(req, idem_key)
                 if earlier is not None:
-                    return earlier
+                    return self._held_reply(replica, earlier)
             raise
         if not decision.events:
+            if not decision.seq:
+                return decision.reply
             return {**decision.reply, "seq": replica.state.seq}
         idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
         checks = checks_for(conn.actor, decision.events, replica.state.settings, self.limits)
@@ -969,10 +1012,10 @@ class Hub:
         if commit.refused is not None:
             raise self._refusal(conn, replica, req, commit)
         if commit.duplicate:
-            reply = self._ref_reply(req, commit.ref, commit.seq)
+            reply = self._held_reply(replica, self._ref_reply(req, commit.ref, commit.seq))
         else:
             metrics.EVENTS_COMMITTED.inc(len(decision.events))
-            reply = {**decision.reply, "seq": commit.seq}
+            reply = {**decision.reply, "seq": commit.seq} if decision.seq else decision.reply
         if idem_key is not None:
             self._remember(idem_key, now, reply)
         return reply
@@ -1004,6 +1047,13 @@ class Hub:
         if req.id is None or req.t not in ("post", "ask"):
             return None
         return (replica.id, conn.actor.uid, req.id)
+
+    @staticmethod
+    def _held_reply(replica: RoomReplica, reply: dict[str, Any]) -> dict[str, Any]:
+        """A retried post that is still held says so, as its first answer did."""
+        if reply.get("mid") in replica.state.mod.held:
+            return {**reply, "held": True}
+        return reply
 
     @staticmethod
     def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:
@@ -1041,8 +1091,8 @@ class Hub:
         kept = tuple(s for s in old.sessions if programme.get(s.slug) is None
                      and s.slug in self.replicas and self.replicas[s.slug].conns)
         if kept:
-            programme = Programme(title=programme.title, sessions=(*programme.sessions, *kept),
-                                  source=programme.source)
+            # (replace keeps every other part: watched words, sign-in rules...)
+            programme = dataclasses.replace(programme, sessions=(*programme.sessions, *kept))
         changes: dict[str, list[str]] = {
             "added": [s.slug for s in programme.sessions if old.get(s.slug) is None],
             "updated": [s.slug for s in programme.sessions
@@ -1083,3 +1133,10 @@ class Hub:
         return (not history.complete or history.epoch != replica.state.epoch
                 or any(ev["t"] == "room" for ev in history.events)
                 or any(ev["t"] == "room" for ev in replica.recent))
+
+
+def _plain_history(state: core.RoomState) -> list[Event]:
+    """The latest posts as a welcome carries them (with reactions): a replay's fallback."""
+    return [mod.with_reactions(state, m) if m["t"] == "msg" else m
+            for m in core.history(state)]
+
