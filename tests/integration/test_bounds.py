@@ -178,6 +178,7 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivehubProcess]:
         "LIVEHUB_RATE_LIMIT": "0", "LIVEHUB_MAX_IDEM_KEYS": "100",
         "LIVEHUB_SEND_QUEUE": "100000", "LIVEHUB_SEND_QUEUE_BYTES": str(64 * 1024),
         "LIVEHUB_PING_INTERVAL": "0", "LIVEHUB_MAX_TEXT": "8000",
+        "LIVEHUB_MAX_LOG_BYTES": str(64 * 1024),
     }, log_path=tmp / "livehub.log").start()
     yield proc
     proc.terminate()
@@ -230,3 +231,21 @@ async def test_send_queue_is_bounded_in_bytes(tight: LivehubProcess) -> None:
     assert (await poster.request({"t": "post", "text": "still here"}))["t"] == "ok"
     await poster.close()
     slow.abort()
+
+
+async def test_memory_log_is_bounded_in_bytes(tight: LivehubProcess) -> None:
+    poster = await join(tight, "room-003", sub="big")
+    answers: list[dict[str, Any]] = []
+    for k in range(0, 30, 3):  # a few at a time: this server's send queues are small too
+        answers += await burst(poster, [{"t": "post", "text": f"{i}" + "z" * 7000}
+                                        for i in range(k, k + 3)])
+    assert all(a["t"] == "ok" for a in answers)
+    auth = {"Authorization": f"Bearer {token('moderator', 'Mod', sub='mod')}"}
+    async with httpx.AsyncClient(base_url=tight.url) as http:
+        body = (await http.get("/api/rooms/room-003/transcript?format=json",
+                               headers=auth)).json()
+    # 30 posts of 7 kB do not fit in 64 KiB: the oldest are gone, and the record says so.
+    assert body["complete"] is False
+    kept = [ev for ev in body["events"] if ev["t"] == "msg"]
+    assert 5 <= len(kept) <= 9 and kept[-1]["seq"] == answers[-1]["seq"]
+    await poster.close()
