@@ -768,14 +768,14 @@ class Hub:
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
-        for ws in list(self.greeting):
-            self.tasks.spawn(self._close_greeting(ws, reason), name="close-greeting")
+        closing = [self.tasks.spawn(self._close_greeting(ws, reason), name="close-greeting")
+                   for ws in list(self.greeting)]
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
         writers = [c.writer for c in conns if c.writer is not None]
-        if writers:
-            await asyncio.wait(writers, timeout=2.0)
+        if writers or closing:  # let the close frames go before the tasks are cancelled
+            await asyncio.wait([*writers, *closing], timeout=2.0)
         await self.tasks.close()
 
     @staticmethod
