@@ -396,8 +396,9 @@ def scenario(args: argparse.Namespace, port: int, env: dict[str, str]) -> dict[s
         "flood_accepted_per_minute": out["abuse"]["flooding"]["accepted_per_minute"],
         "flood_sent_per_minute": out["abuse"]["flooding"]["sent_per_minute"],
         "guest_address_rate_per_10s": int(env["LIVEHUB_GUEST_ADDRESS_RATE"]),
-        "silent_still_open_at_end": out["abuse"]["silent"]["opened"]
-        - out["abuse"]["silent"]["closed_by_server"],
+        # Those of the last round opened less than the head deadline before the end.
+        "silent_opened": out["abuse"]["silent"]["opened"],
+        "silent_closed_by_server": out["abuse"]["silent"]["closed_by_server"],
         "honest_p99_ms": {"quiet": out["quiet"]["honest"]["ping_to_event_ms"]["p99"],
                           "abuse": out["abuse"]["honest"]["ping_to_event_ms"]["p99"]},
     }
