@@ -84,6 +84,12 @@ def token(name: str, sub: str, role: str = "participant") -> str:
 # --- one client connection (JSON codec over the harness's raw WebSocket client) --------
 
 
+def _seen(fut: asyncio.Future[Any]) -> None:
+    """A close after the caller stopped waiting fails a future no one awaits: fine."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Peer:
     """A joined connection: requests with ids answered by futures; other lines go to
     ``on_line`` (a text frame may hold several events, one JSON object per line)."""
@@ -91,6 +97,7 @@ class Peer:
     def __init__(self, on_line: Any = None) -> None:
         loop = asyncio.get_running_loop()
         self.welcome: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.welcome.add_done_callback(_seen)
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.on_line = on_line
         self.ws: WSClient | None = None
@@ -131,6 +138,7 @@ class Peer:
     def send(self, frame: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         rid = f"r{next(self.ids)}"
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_seen)
         self.waiting[rid] = fut
         assert self.ws is not None
         self.ws.send(json.dumps({**frame, "id": rid}).encode(), OP_TEXT)
