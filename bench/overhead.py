@@ -16,6 +16,7 @@ the rate steps both passed (less noisy than the saturation itself, which moves i
 steps). Each run's own line is appended to ``--out``.
 
     python -m bench.overhead                       # 3 + 3 runs, two processes on Redis
+    python -m bench.overhead --scenario commit      # 20 listeners, 100 posts/s: CPU per post
     python -m bench.overhead --server livehub --repeats 1 -- --per-room 400
 """
 
@@ -41,8 +42,17 @@ SETTINGS: dict[str, list[str]] = {
 }
 
 
+# ``commit``: few listeners, many posts: the commit path (where the checks run)
+# dominates, and CPU seconds per post tell its cost better than a throughput on a
+# machine shared with other people's jobs.
+SCENARIOS: dict[str, list[str]] = {
+    "saturation": ["--scenario", "saturation"],
+    "commit": ["--scenario", "hot", "--per-room", "20", "--rate", "100"],
+}
+
+
 def run_one(label: str, args: argparse.Namespace) -> dict[str, Any]:
-    argv = ["--server", args.server, "--scenario", "saturation", "--duration",
+    argv = ["--server", args.server, *SCENARIOS[args.scenario], "--duration",
             str(args.duration), *args.extra]
     for kv in SETTINGS[label]:
         argv += ["--server-env", kv]
@@ -65,9 +75,21 @@ def cpu_per_1k(rows: list[dict[str, Any]], rates: set[float]) -> float | None:
     return round(statistics.median(vals), 4) if vals else None
 
 
+def cpu_ms_per_post(row: dict[str, Any]) -> float | None:
+    """Server and Redis CPU per post published, in the (best) measured step."""
+    if not row.get("posts"):
+        return None
+    return round((row.get("server_cpu_s", 0) + row.get("redis_cpu_s", 0))
+                 / row["posts"] * 1000, 3)
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by = {label: [r for r in rows if r["label"] == label and "error" not in r]
           for label in SETTINGS}
+    per_post = {label: [v for r in rs if (v := cpu_ms_per_post(r)) is not None]
+                for label, rs in by.items()}
+    per_post_med = {label: statistics.median(v) if v else None
+                    for label, v in per_post.items()}
     sat = {label: [r["saturation_deliveries_per_s"] for r in rs] for label, rs in by.items()}
     med = {label: statistics.median(v) if v else None for label, v in sat.items()}
     passed = {label: {s["rate"] for r in rs for s in r.get("steps", []) if s.get("passed")}
@@ -85,6 +107,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "server_cpu_s_per_1k_deliveries": cpu,
         "cpu_ratio_after_over_before": round(cpu["after"] / cpu["before"], 4)
         if cpu["before"] and cpu["after"] else None,
+        "cpu_ms_per_post": per_post,
+        "cpu_ms_per_post_median": per_post_med,
+        "cpu_per_post_ratio": round(per_post_med["after"] / per_post_med["before"], 4)
+        if per_post_med["before"] and per_post_med["after"] else None,
     }
     return out
 
@@ -93,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", default="livehub-redis", choices=("livehub", "livehub-redis"))
+    ap.add_argument("--scenario", choices=sorted(SCENARIOS), default="saturation")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=4.0, help="seconds per saturation step")
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds per (saturation) step")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run at most")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" /
                                          f"overhead-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"))
@@ -116,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{time.strftime('%H:%M:%S')}] {label} #{rep + 1}: "
                   f"{row.get('saturation_deliveries_per_s', row.get('error'))}",
                   file=sys.stderr, flush=True)
-    result = {"scenario": "saturation", "server": args.server, "repeats": args.repeats,
+    result = {"scenario": args.scenario, "server": args.server, "repeats": args.repeats,
               "after_env": SETTINGS["after"], "results": str(out), **summarise(rows)}
     print(json.dumps(result, separators=(",", ":")), flush=True)
     return 0
