@@ -90,7 +90,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 for label, rs in by.items()}
     per_post_med = {label: statistics.median(v) if v else None
                     for label, v in per_post.items()}
-    sat = {label: [r["saturation_deliveries_per_s"] for r in rs] for label, rs in by.items()}
+    sat = {label: [r["saturation_deliveries_per_s"] for r in rs
+                   if "saturation_deliveries_per_s" in r] for label, rs in by.items()}
     med = {label: statistics.median(v) if v else None for label, v in sat.items()}
     passed = {label: {s["rate"] for r in rs for s in r.get("steps", []) if s.get("passed")}
               for label, rs in by.items()}
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             with out.open("a") as f:
                 f.write(json.dumps(row, separators=(",", ":")) + "\n")
             print(f"[{time.strftime('%H:%M:%S')}] {label} #{rep + 1}: "
-                  f"{row.get('saturation_deliveries_per_s', row.get('error'))}",
+                  f"{row.get('saturation_deliveries_per_s', row.get('error'))} deliveries/s, "
+                  f"{cpu_ms_per_post(row)} CPU ms per post",
                   file=sys.stderr, flush=True)
     result = {"scenario": args.scenario, "server": args.server, "repeats": args.repeats,
               "after_env": SETTINGS["after"], "results": str(out), **summarise(rows)}
