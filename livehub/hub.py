@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -23,13 +22,13 @@ from livehub import metrics
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
-from livehub.broker.base import Broker, BrokerUnavailable, Commit, Event, History
-from livehub.budgets import Limits, checks_for
+from livehub.broker.base import Broker, BrokerUnavailable, Event, History
+from livehub.budgets import Limits
 from livehub.config import Config
-from livehub.limits_log import refused
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
+from livehub.service import Call, RequestService
 
 log = structlog.get_logger("livehub.hub")
 
@@ -44,7 +43,8 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 # the sends (and CPU) per delivery several times (docs/benchmarks.md).
 COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
-IDEM_TTL_MS: Final = 600_000
+# Requests whose ``id`` is an idempotency key: a repeat is answered with the first answer.
+IDEMPOTENT: Final = frozenset({"post", "ask"})
 
 
 class Greeting(Protocol):
@@ -620,18 +620,16 @@ class Hub:
         self.programme = programme
         self.replicas: dict[str, RoomReplica] = {}
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
-        self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self._presence_task: asyncio.Task[None] | None = None
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
             guest_address_rate=config.guest_address_rate,
             guest_votes_per_address=config.guest_votes_per_address,
         )
+        # The request path (decide, checks, commit, answer), shared with the HTTP API.
+        self.service = RequestService(broker, limits=self.limits, max_text=config.max_text)
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
-        self.inflight = 0  # requests between decide and their answer
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -645,7 +643,7 @@ class Hub:
             self._presence_task.cancel()
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
+            await asyncio.wait_for(self.service.idle.wait(), self.config.shutdown_grace)
         for ws in list(self.greeting):
             asyncio.get_running_loop().create_task(self._close_greeting(ws, reason))
         conns = [c for r in self.replicas.values() for c in r.conns]
@@ -822,113 +820,19 @@ class Hub:
     # -- requests ------------------------------------------------------------------------
 
     async def handle(self, conn: Connection, req: p.Request) -> None:
-        """Decide, commit, answer. Errors become ``error`` frames; nothing raises."""
+        """Decide, commit, answer (:mod:`livehub.service`). Errors become ``error``
+        frames; nothing raises."""
         replica = conn.replica
         assert replica is not None
-        self.inflight += 1
-        self._idle.clear()
+        idem = req.id if req.id is not None and req.t in IDEMPOTENT else None
+        call = Call(replica.id, conn.actor, req, idem=idem, ip=conn.ip)
         try:
-            reply = await self._handle(conn, replica, req)
+            answer = await self.service.run(replica.state, call)
         except ProtocolError as exc:
-            metrics.REQUESTS.labels(req.t, exc.code).inc()
             conn.send(p.error_frame(exc.code, exc.message, req.id))
             return
-        finally:
-            self.inflight -= 1
-            if not self.inflight:
-                self._idle.set()
-        metrics.REQUESTS.labels(req.t, "ok").inc()
         if req.id is not None:
-            conn.send(p.ok_frame(req.id, **reply))
-
-    async def _handle(self, conn: Connection, replica: RoomReplica, req: p.Request
-                      ) -> dict[str, Any]:
-        now = now_ms()
-        idem_key = self._idem_key(conn, replica, req)
-        if idem_key is not None:
-            seen = self._answers.get(idem_key)
-            if seen is not None and now - seen[0] < IDEM_TTL_MS:
-                return seen[1]
-        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text)
-        try:
-            decision = core.decide(replica.state, conn.actor, req, ctx)
-        except ProtocolError:
-            if idem_key is not None:  # a retry of a post committed through another process?
-                earlier = await self._recall(req, idem_key)
-                if earlier is not None:
-                    return earlier
-            raise
-        if not decision.events:
-            return {**decision.reply, "seq": replica.state.seq}
-        idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
-        checks = checks_for(conn.actor, decision.events, replica.state.settings, self.limits)
-        started = time.perf_counter()
-        try:
-            commit = await self.broker.commit(replica.id, decision.events, idem=idem,
-                                              checks=checks)
-        except BrokerUnavailable:
-            metrics.BROKER_ERRORS.labels("commit").inc()
-            raise ProtocolError(ErrorCode.UNAVAILABLE,
-                                "the server cannot reach its broker; nothing was published, "
-                                "retry", req.id) from None
-        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        if commit.refused is not None:
-            raise self._refusal(conn, replica, req, commit)
-        if commit.duplicate:
-            reply = self._ref_reply(req, commit.ref, commit.seq)
-        else:
-            metrics.EVENTS_COMMITTED.inc(len(decision.events))
-            reply = {**decision.reply, "seq": commit.seq}
-        if idem_key is not None:
-            self._remember(idem_key, now, reply)
-        return reply
-
-    def _refusal(self, conn: Connection, replica: RoomReplica, req: p.Request,
-                 commit: Commit) -> ProtocolError:
-        check = commit.refused
-        assert check is not None
-        refused(check.label or check.kind, conn.ip, room=replica.id, uid=conn.actor.uid)
-        if check.code == ErrorCode.SLOW_MODE:
-            wait = max(1, (commit.retry_ms + 999) // 1000)
-            return ProtocolError(ErrorCode.SLOW_MODE, f"slow mode: wait {wait} s", req.id)
-        what = {
-            "person": f"more than {check.limit} posts, questions and votes from you in "
-                      f"{check.window_ms // 1000} s in this room",
-            "guest_address": f"more than {check.limit} guest requests from your address "
-                             f"in {check.window_ms // 1000} s in this room",
-            "guest_votes": f"{check.limit} guests from your address have already voted "
-                           "for this question",
-        }.get(check.label, "over a limit")
-        return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: nothing was published",
-                             req.id)
-
-    @staticmethod
-    def _idem_key(conn: Connection, replica: RoomReplica, req: p.Request
-                  ) -> tuple[str, str, str] | None:
-        if req.id is None or req.t not in ("post", "ask"):
-            return None
-        return (replica.id, conn.actor.uid, req.id)
-
-    @staticmethod
-    def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:
-        return {"mid" if req.t == "post" else "qid": ref, "seq": seq}
-
-    def _remember(self, key: tuple[str, str, str], now: int, reply: dict[str, Any]) -> None:
-        answers = self._answers
-        answers[key] = (now, reply)
-        # Insertion order is time order: drop what has expired from the front.
-        while answers:
-            first = next(iter(answers))
-            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= 100_000:
-                break
-            del answers[first]
-
-    async def _recall(self, req: p.Request, key: tuple[str, str, str]) -> dict[str, Any] | None:
-        try:
-            found = await self.broker.recall(key[0], f"{key[1]}\x00{key[2]}")
-        except BrokerUnavailable:
-            return None
-        return None if found is None else self._ref_reply(req, found.ref, found.seq)
+            conn.send(p.ok_frame(req.id, **answer.reply))
 
     # -- programme reload (SIGHUP, POST /api/programme/reload) ----------------------------
 
