@@ -64,7 +64,7 @@ class _Act(Event, kw_only=True):
 
 
 class Msg(Event, tag="msg", kw_only=True):
-    EXTENSION: ClassVar[frozenset[str]] = frozenset({"guest", "announcement"})
+    EXTENSION: ClassVar[frozenset[str]] = frozenset({"guest", "announcement", "affiliation"})
 
     mid: str
     uid: str
@@ -74,11 +74,13 @@ class Msg(Event, tag="msg", kw_only=True):
     reply_to: str | None = None
     guest: bool = False
     announcement: bool = False
+    affiliation: str | None = None  # a signed-in person's badge
     addr: str | None = None
 
 
 class Q(Event, tag="q", kw_only=True):
-    EXTENSION: ClassVar[frozenset[str]] = frozenset({"anonymous", "guest", "answers"})
+    EXTENSION: ClassVar[frozenset[str]] = frozenset(
+        {"anonymous", "guest", "answers", "affiliation"})
 
     qid: str
     uid: str | None  # None in the copies of those who may not know an anonymous asker
@@ -88,6 +90,7 @@ class Q(Event, tag="q", kw_only=True):
     state: str
     anonymous: bool = False
     guest: bool = False
+    affiliation: str | None = None
     addr: str | None = None
     answers: list[dict[str, Any]] | None = None  # welcome's questions only
 
@@ -113,13 +116,14 @@ class Votes(Event, tag="votes", kw_only=True):
 
 
 class Answer(Event, tag="answer", kw_only=True):
-    EXTENSION: ClassVar[frozenset[str]] = frozenset({"role"})
+    EXTENSION: ClassVar[frozenset[str]] = frozenset({"role", "affiliation"})
 
     qid: str
     uid: str
     name: str
     role: str
     text: str
+    affiliation: str | None = None
 
 
 class QState(_Act, tag="qstate", kw_only=True):
@@ -202,10 +206,55 @@ class Room(_Act, tag="room", kw_only=True):
     settings: Settings
 
 
+class Poll(Event, tag="poll", kw_only=True):
+    MODERATOR_ONLY: ClassVar[frozenset[str]] = frozenset({"by", "by_name"})
+    EXTENSION: ClassVar[frozenset[str]] = frozenset({"by", "by_name"})
+
+    pid: str
+    question: str
+    options: list[str]
+    multi: bool
+    state: str
+    counts: list[int]
+    by: str | None = None
+    by_name: str | None = None
+
+
+class Ballot(Event, tag="ballot", kw_only=True):
+    """One person's ballot (log only: clients get coalesced :class:`Tally`)."""
+
+    SENT: ClassVar[bool] = False
+
+    pid: str
+    uid: str
+    choices: list[int]
+    addr: str | None = None
+
+
+class Tally(Event, tag="tally", kw_only=True):
+    """A poll's counts (sent only, never logged)."""
+
+    LOGGED: ClassVar[bool] = False
+
+    pid: str
+    counts: list[int]
+
+
+class PollState(Event, tag="pollstate", kw_only=True):
+    MODERATOR_ONLY: ClassVar[frozenset[str]] = frozenset({"by", "by_name"})
+    EXTENSION: ClassVar[frozenset[str]] = frozenset({"by", "by_name"})
+
+    pid: str
+    state: str
+    by: str | None = None
+    by_name: str | None = None
+
+
 AnyEvent = (Msg | Q | Vote | Votes | Answer | QState | Pin | Unpin | Del | Mute | Unmute
-            | Ban | Unban | Room)
+            | Ban | Unban | Room | Poll | Ballot | Tally | PollState)
 ALL: Final[tuple[type[Event], ...]] = (Msg, Q, Vote, Votes, Answer, QState, Pin, Unpin, Del,
-                                        Mute, Unmute, Ban, Unban, Room)
+                                        Mute, Unmute, Ban, Unban, Room, Poll, Ballot, Tally,
+                                        PollState)
 BY_TAG: Final[dict[str, type[Event]]] = {str(cls.__struct_config__.tag): cls for cls in ALL}
 
 

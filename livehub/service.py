@@ -191,5 +191,7 @@ def _refusal(call: Call, commit: Commit) -> ProtocolError:
                          f"in {check.window_ms // 1000} s in this room",
         "guest_votes": f"{check.limit} guests from your address have already voted "
                        "for this question",
+        "guest_ballots": f"{check.limit} guests from your address have already voted "
+                         "in this poll",
     }.get(check.label, "over a limit")
     return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: nothing was published", rid)
