@@ -14,11 +14,11 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import structlog
 
-from livehub import metrics, polls
+from livehub import metrics, polls, roomlog
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -28,9 +28,11 @@ from livehub.config import Config
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
+from livehub.sequencer import Action, Apply, LogRead, ReadGap, RenewEpoch, Reset, Sequencer
 from livehub.service import Call, RequestService
 
 log = structlog.get_logger("livehub.hub")
+T = TypeVar("T")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -337,14 +339,15 @@ class RoomReplica:
         self.hub = hub
         self.id = session.slug
         self.session = session
-        self.state = self._fresh_state("")
+        self.state = roomlog.initial_state(session)
+        # Ordering, gap fills, the lost-tail check and `since`: pure (livehub.sequencer);
+        # this class carries out what it answers.
+        self.sequencer = Sequencer(window=RECENT_EVENTS)
         self.conns: set[Connection] = set()
         self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
-        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self.ready = asyncio.Event()
         self.failed = False  # its first load failed; it is not in the hub's replicas
-        self._backlog: list[tuple[str, list[Event]]] = []
-        self._filling = False
+        self._task: asyncio.Task[None] | None = None  # the log read or reload under way
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
         self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
         self.watchers = 0  # connections in ``conns`` that watch (not counted online)
@@ -352,137 +355,103 @@ class RoomReplica:
         self.last_online = -1
         self.reported_online = -1
 
-    def _fresh_state(self, epoch: str) -> core.RoomState:
-        s = self.session
-        return core.RoomState(
-            room=s.slug, title=s.title, epoch=epoch,
-            settings=core.RoomSettings(slow_mode=s.slow_mode, guests=s.guests,
-                                       premoderate=s.premoderate),
-        )
+    @property
+    def recent(self) -> deque[Event]:
+        """The latest applied events (the window that serves `since`)."""
+        return self.sequencer.recent
 
-    # -- loading and ordering ------------------------------------------------
+    # -- loading and ordering: the sequencer's inputs, and its actions carried out --------
 
     async def load(self) -> None:
         """Subscribe, then rebuild the state from the whole log."""
-        self._filling = True
-        try:
-            await self.hub.broker.subscribe(self.id, self.hub)
-            history = await self.hub.broker.read(self.id, 0)
-            self.state = self._fresh_state(history.epoch)
-            for ev in history.events:
-                self._apply(ev, fan_out=False)
-        finally:
-            self._filling = False
-        self.ready.set()
-        self._drain_backlog()
+        await self.hub.broker.subscribe(self.id, self.hub)
+        history = await roomlog.read_all(self.hub.broker, self.id)
+        self.state = roomlog.initial_state(self.session, history.epoch)
+        actions = self.sequencer.loaded(_log_read(history))
+        self.ready.set()  # (before the actions: a reset among them clears it again)
+        self._do(actions)
 
     def on_events(self, epoch: str, events: list[Event]) -> None:
-        if self._filling:
-            self._backlog.append((epoch, events))
-            return
-        if epoch != self.state.epoch:
-            self._reset(epoch)
-            return
-        for i, ev in enumerate(events):
-            seq = ev["seq"]
-            if seq <= self.state.seq:
-                continue  # already folded (we read it from the log)
-            if seq != self.state.seq + 1:
-                self._backlog.append((epoch, events[i:]))
-                self._fill_gap()
-                return
-            self._apply(ev, fan_out=True)
+        self._do(self.sequencer.deliver(epoch, events))
 
     def on_resync(self) -> None:
-        if not self._filling:
-            self._fill_gap()
+        self._do(self.sequencer.resync())
 
-    def _fill_gap(self) -> None:
-        self._filling = True
-        metrics.GAP_FILLS.inc()
-        asyncio.get_running_loop().create_task(self._read_gap())
+    def _do(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Apply):
+                for ev in action.events:
+                    self._apply(ev, fan_out=action.live)
+            elif isinstance(action, ReadGap):
+                metrics.GAP_FILLS.inc()
+                self._start(self._read_gap(action.after), "gap")
+            elif isinstance(action, RenewEpoch):
+                log.warning("room log lost its newest events", room=self.id,
+                            applied=action.applied, head=action.head)
+                self._start(self._renew_epoch(action.epoch), "renew")
+            else:
+                self._reset(action)
 
-    async def _read_gap(self) -> None:
+    def _start(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Run the one log read (or reload) the sequencer waits for, owned here."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{what}:{self.id}")
+        self._task = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("room task failed", room=self.id, task=task.get_name(),
+                      error=repr(task.exception()))
+
+    async def close(self) -> None:
+        """Stop the log read or reload under way (the room is dropped, or we stop)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """``step`` until it succeeds: an outage (or a bug) must not leave the room
+        stuck waiting for a read."""
         delay = 0.05
-        lost_tail = False
         while True:
             try:
-                # From our last event on, to check that the log still holds it.
-                history = await self.hub.broker.read(self.id, max(0, self.state.seq - 1))
-                lost_tail = history.epoch == self.state.epoch and self._lost_tail(history)
-                if lost_tail:
-                    # Same epoch, but not the events we applied (Redis came back from an
-                    # older snapshot, or failed over to a replica that lagged): a new
-                    # epoch, so that nobody's `since` is taken for a place in the new log.
-                    epoch = await self.hub.broker.renew_epoch(self.id, history.epoch)
-                break
+                return await step()
             except BrokerUnavailable:
-                metrics.BROKER_ERRORS.labels("read").inc()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        self._filling = False
-        if lost_tail:
-            log.warning("room log lost its newest events", room=self.id,
-                        applied=self.state.seq, head=history.head)
-            self._reset(epoch)
-            return
-        if history.epoch != self.state.epoch or not history.complete:
-            self._reset(history.epoch)
-            return
-        for ev in history.events:
-            if ev["seq"] == self.state.seq + 1:
-                self._apply(ev, fan_out=True)
-        self._drain_backlog()
+                metrics.BROKER_ERRORS.labels(what).inc()
+            except Exception:
+                log.exception("room log step failed; retrying", room=self.id, step=what)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
-    def _lost_tail(self, history: History) -> bool:
-        """Whether the log (read from our last seq on) no longer ends with what we applied."""
-        seq = self.state.seq
-        if seq == 0:
-            return False
-        if history.head < seq:
-            return True
-        mine = self.recent[-1] if self.recent and self.recent[-1]["seq"] == seq else None
-        logged = history.events[0] if history.events else None
-        if mine is None or logged is None or logged["seq"] != seq:
-            return False
-        return (mine["t"], mine.get("ts")) != (logged["t"], logged.get("ts"))
+    async def _read_gap(self, after: int) -> None:
+        history = await self._retrying("read", lambda: self.hub.broker.read(self.id, after))
+        self._do(self.sequencer.gap_read(_log_read(history)))
 
-    def _drain_backlog(self) -> None:
-        backlog, self._backlog = self._backlog, []
-        for i, (epoch, events) in enumerate(backlog):
-            self.on_events(epoch, events)
-            if self._filling:  # a new gap: the rest waits for the fill
-                self._backlog.extend(backlog[i + 1:])
-                return
+    async def _renew_epoch(self, epoch: str) -> None:
+        renewed = await self._retrying(
+            "renew", lambda: self.hub.broker.renew_epoch(self.id, epoch))
+        self._do(self.sequencer.epoch_renewed(renewed))
 
-    def _reset(self, epoch: str) -> None:
+    def _reset(self, reset: Reset) -> None:
         """The log was lost and started again: rebuild, and send everyone to resume."""
-        log.warning("room log lost; rebuilding", room=self.id, old_epoch=self.state.epoch,
-                    new_epoch=epoch)
+        log.warning("room log lost; rebuilding", room=self.id, old_epoch=reset.old_epoch,
+                    new_epoch=reset.epoch)
         for conn in list(self.conns):
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
-        self.recent.clear()
         self._votes.clear()
         self._tallies.clear()
         self.ready.clear()
-        self.state = self._fresh_state(epoch)
-        asyncio.get_running_loop().create_task(self._reload())
-
-    async def _reload(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                await self.load()
-                return
-            except BrokerUnavailable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        self.state = roomlog.initial_state(self.session, reset.epoch)
+        self._start(self._retrying("reload", self.load), "reload")
 
     # -- applying and fan-out -----------------------------------------------------
 
     def _apply(self, ev: Event, *, fan_out: bool) -> None:
         core.apply(self.state, ev)
-        self.recent.append(ev)
         metrics.EVENTS_APPLIED.inc()
         if not fan_out or not self.conns:
             return
@@ -620,7 +589,7 @@ class RoomReplica:
                 "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
             }
         if since is not None:
-            events = self._since(since, epoch, older)
+            events = self.sequencer.since(since, epoch, older)
             frame["recovered"] = events is not None
             frame["history"] = (core.history(state) if events is None
                                 else core.replay(state, events, role))
@@ -628,29 +597,13 @@ class RoomReplica:
             frame["history"] = core.history(state)
         return frame
 
-    def _since(self, since: int, epoch: str | None, older: list[Event] | None
-               ) -> list[Event] | None:
-        """Every applied event after ``since``, or None when they cannot all be had."""
-        state = self.state
-        if (epoch is not None and epoch != state.epoch) or since > state.seq:
-            return None
-        if since == state.seq:
-            return []
-        recent = self.recent
-        if recent and recent[0]["seq"] <= since + 1:
-            return [ev for ev in recent if ev["seq"] > since]
-        events = [ev for ev in (older or []) if since < ev["seq"] <= state.seq]
-        last = events[-1]["seq"] if events else since
-        events.extend(ev for ev in recent if ev["seq"] > last)
-        expected = state.seq - since
-        if len(events) != expected or (events and events[0]["seq"] != since + 1):
-            return None
-        return events
+    def needs_log_read(self, since: int | None, epoch: str | None = None) -> int:
+        """How many events after ``since`` a welcome must read from the log (0: none)."""
+        return self.sequencer.needs_log_read(since, epoch)
 
-    def needs_log_read(self, since: int | None) -> bool:
-        if since is None or since >= self.state.seq:
-            return False
-        return not self.recent or self.recent[0]["seq"] > since + 1
+
+def _log_read(history: History) -> LogRead:
+    return LogRead(history.epoch, history.head, history.events, history.complete)
 
 
 class Hub:
@@ -694,6 +647,8 @@ class Hub:
         writers = [c.writer for c in conns if c.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=2.0)
+        for replica in list(self.replicas.values()):
+            await replica.close()
 
     @staticmethod
     async def _close_greeting(ws: Greeting, reason: str) -> None:
@@ -793,6 +748,7 @@ class Hub:
         assert task is not None
         self._dropping[replica.id] = task
         try:
+            await replica.close()
             await self.broker.unsubscribe(replica.id)
         except BrokerUnavailable:
             pass
@@ -927,7 +883,7 @@ class Hub:
         if replica.state.seq == 0 or (recent and recent[0]["seq"] == 1):
             return False  # the whole log is in `recent`
         try:
-            history = await self.broker.read(replica.id, 0)
+            history = await roomlog.read_all(self.broker, replica.id)
         except BrokerUnavailable:
             return True
         return (not history.complete or history.epoch != replica.state.epoch
