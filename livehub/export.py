@@ -236,6 +236,8 @@ class _Minutes:
     moderation: list[str] = field(default_factory=list)
     votes: int = 0
     polls: dict[str, _Poll] = field(default_factory=dict)
+    # who asked anonymously in this session: named nowhere in the Markdown
+    unnamed: frozenset[str] = frozenset()
 
 
 UNNAMED: Final = "a participant"
@@ -268,7 +270,8 @@ class _Folder:
         self.unnamed = anonymous_askers(log.events)
         s = log.session
         settings = _Settings() if s is None else _Settings(s.slow_mode, s.guests, s.premoderate)
-        self.m = _Minutes(_Clock(int(ev.get("ts", 0)) for ev in log.events), settings)
+        self.m = _Minutes(_Clock(int(ev.get("ts", 0)) for ev in log.events), settings,
+                          unnamed=frozenset(self.unnamed))
         handlers: dict[object, Callable[[Event], None]] = {
             "msg": self._on_msg, "q": self._on_q, "vote": self._on_vote,
             "answer": self._on_answer, "qstate": self._on_qstate, "pin": self._on_pin,
@@ -457,8 +460,12 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 # --- Markdown ------------------------------------------------------------------------
 
 
-def _speaker(ev: Event) -> str:
-    """How the author of a post or answer is shown in the public parts."""
+def _speaker(ev: Event, unnamed: frozenset[str] = frozenset()) -> str:
+    """How the author of a post or answer is shown in the public parts (someone who
+    asked anonymously in the session is "a participant" there too: the minutes never
+    name them, so that nothing in them can be set beside the anonymous question)."""
+    if str(ev.get("uid")) in unnamed:
+        return UNNAMED
     name = md_escape(one_line(str(ev.get("name", ""))))
     role = ev.get("role")
     if ev.get("affiliation") and not ev.get("guest"):  # a signed-in person's badge
@@ -501,7 +508,7 @@ def _questions_section(m: _Minutes) -> list[str]:
         out += ["No questions were asked.", ""]
     for number, q in enumerate(_question_order(public), start=1):
         ev = q.ev
-        who = "anonymously" if q.anonymous else f"by {_speaker(ev)}"
+        who = "anonymously" if q.anonymous else f"by {_speaker(ev, m.unnamed)}"
         lead = f"{number}. "
         pad = " " * len(lead)
         out.append(f"{lead}“{md_text(str(ev.get('text', '')), pad)}”  ")
@@ -512,7 +519,7 @@ def _questions_section(m: _Minutes) -> list[str]:
         out.append(f"{pad}{'; '.join(facts)}.")
         for answer in q.answers:
             text = md_text(str(answer.get("text", "")), pad + "  ")
-            out.append(f"{pad}- Answer from {_speaker(answer)} at "
+            out.append(f"{pad}- Answer from {_speaker(answer, m.unnamed)} at "
                        f"{m.clock(int(answer.get('ts', 0)))}: {text}")
         out.append("")
     notes = []
@@ -555,9 +562,9 @@ def _post_line(m: _Minutes, post: _Post) -> str:
         return f"- {when} {post.removed}"
     text = md_text(str(ev.get("text", "")), "  ")
     if ev.get("announcement"):
-        who = f"Announcement from {_speaker(ev)}"
+        who = f"Announcement from {_speaker(ev, m.unnamed)}"
     else:
-        who = _speaker(ev)
+        who = _speaker(ev, m.unnamed)
     reply_to = ev.get("reply_to")
     if reply_to is not None:
         target = m.posts.get(str(reply_to))
@@ -566,7 +573,7 @@ def _post_line(m: _Minutes, post: _Post) -> str:
         elif target.removed is not None:
             who += ", replying to a removed post"
         else:
-            who += (f", replying to {_speaker(target.ev)} at "
+            who += (f", replying to {_speaker(target.ev, m.unnamed)} at "
                     f"{m.clock(int(target.ev.get('ts', 0)))}")
     return f"- {when} {who}: {text}"
 
