@@ -653,8 +653,11 @@ def view(state: RoomState, ev: Event, role: Role) -> Event | None:
     """What ``role`` is sent of the committed event ``ev`` (None: nothing).
 
     Called after ``ev`` was applied. ``vote`` events give None: the hub sends
-    coalesced ``votes`` events instead (see :func:`votes_event`).
+    coalesced ``votes`` events instead (see :func:`votes_event`). So does an event
+    whose keys do not fit its type (``livehub.events``): ``apply`` folded only its seq.
     """
+    if events.problem(ev) is not None:
+        return None
     t = ev["t"]
     if t == "msg":
         return client_copy(ev)

@@ -157,3 +157,11 @@ def test_a_malformed_logged_event_takes_its_seq_and_changes_nothing_else() -> No
     core.apply(state, {"t": "mute", "ts": 3, "seq": 3})  # no uid, no until
     assert state.seq == 3
     assert "m" in state.messages and not state.mutes
+
+
+def test_no_view_of_a_malformed_event_reaches_anyone() -> None:
+    state = core.RoomState("r")
+    bad = {"t": "mute", "ts": 3, "seq": 1}
+    core.apply(state, bad)
+    assert all(core.view(state, bad, role) is None for role in Role)
+    assert core.replay(state, [bad], Role.MODERATOR) == []
