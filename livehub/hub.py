@@ -28,7 +28,16 @@ from livehub.config import Config
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
-from livehub.sequencer import Action, Apply, LogRead, ReadGap, RenewEpoch, Reset, Sequencer
+from livehub.sequencer import (
+    Action,
+    Apply,
+    LogRead,
+    ReadGap,
+    RenewEpoch,
+    Reset,
+    Sequencer,
+    start_of,
+)
 from livehub.service import Call, RequestService
 
 log = structlog.get_logger("livehub.hub")
@@ -367,7 +376,9 @@ class RoomReplica:
         await self.hub.broker.subscribe(self.id, self.hub)
         history = await roomlog.read_all(self.hub.broker, self.id)
         self.state = roomlog.initial_state(self.session, history.epoch)
-        actions = self.sequencer.loaded(_log_read(history))
+        read = _log_read(history)
+        self.state.seq = start_of(read)  # (a trimmed log does not start at 1)
+        actions = self.sequencer.loaded(read)
         self.ready.set()  # (before the actions: a reset among them clears it again)
         self._do(actions)
 

@@ -101,7 +101,8 @@ class Sequencer:
 
     def loaded(self, read: LogRead) -> list[Action]:
         """The whole log was read (first load, or after a :class:`Reset`)."""
-        self.epoch, self.seq = read.epoch, 0
+        self.epoch = read.epoch
+        self.seq = start_of(read)
         self.recent.clear()
         out: list[Action] = []
         events = self._take(read.events)
@@ -249,6 +250,12 @@ class Sequencer:
         if mine is None or logged is None or logged["seq"] != seq:
             return False
         return (mine["t"], mine.get("ts")) != (logged["t"], logged.get("ts"))
+
+
+def start_of(read: LogRead) -> int:
+    """The seq a replica loaded from ``read`` starts after: 0, or for a trimmed log the
+    seq before its first event (the replica starts where the log does)."""
+    return read.events[0]["seq"] - 1 if read.events else read.head
 
 
 def _merge(actions: list[Action]) -> list[Action]:

@@ -54,6 +54,17 @@ def test_load_applies_the_log_quietly_then_what_arrived_meanwhile_live() -> None
     assert s.seq == 4 and not s.busy
 
 
+def test_a_trimmed_log_is_loaded_from_where_it_starts() -> None:
+    s = Sequencer()
+    out = s.loaded(LogRead("E", 10, log_of(10)[6:], complete=False))
+    assert applied(out) == [7, 8, 9, 10] and s.seq == 10
+    assert s.deliver("E", [ev(11)]) == [Apply([ev(11)], live=True)]
+    assert s.since(8, "E") == [ev(9), ev(10), ev(11)]
+    assert s.since(2, "E") is None  # trimmed: not in the window, not in the log
+    empty = Sequencer()
+    assert empty.loaded(LogRead("E", 5, [], complete=False)) == [] and empty.seq == 5
+
+
 def test_events_in_order_are_applied_live_and_repeats_skipped() -> None:
     s = loaded(log_of(2))
     assert s.deliver("E", [ev(3), ev(4)]) == [Apply([ev(3), ev(4)], live=True)]
