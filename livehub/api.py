@@ -287,6 +287,7 @@ _DECIDE_STATUS: Final = {
     ErrorCode.FORBIDDEN: 403, ErrorCode.MUTED: 403, ErrorCode.BANNED: 403,
     ErrorCode.ROOM_CLOSED: 409, ErrorCode.SLOW_MODE: 429, ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_LONG: 422, ErrorCode.BAD_FRAME: 422, ErrorCode.NOT_FOUND: 404,
+    ErrorCode.BLOCKED: 422,
     ErrorCode.UNAVAILABLE: 503,
 }
 
@@ -334,7 +335,8 @@ async def _announce(hub: Hub, session: Session, identity: Identity, text: str,
                             f"({exc}); nothing was published, retry") from None
     call = Call(session.slug, core.Actor(identity.uid, identity.name, identity.role),
                 p.Post(text=text), idem=None if key is None else f"announce:{key}",
-                budgets=False, marks={"announcement": True}, kind="announce")
+                budgets=False, marks={"announcement": True}, kind="announce",
+                words=hub.programme.matcher(session.slug))
     return await hub.service.run(state, call)
 
 

@@ -64,7 +64,9 @@ class _Act(Event, kw_only=True):
 
 
 class Msg(Event, tag="msg", kw_only=True):
-    EXTENSION: ClassVar[frozenset[str]] = frozenset({"guest", "announcement", "affiliation"})
+    MODERATOR_ONLY: ClassVar[frozenset[str]] = frozenset({"by", "by_name"})
+    EXTENSION: ClassVar[frozenset[str]] = frozenset(
+        {"guest", "announcement", "affiliation", "held", "reactions"})
 
     mid: str
     uid: str
@@ -75,6 +77,10 @@ class Msg(Event, tag="msg", kw_only=True):
     guest: bool = False
     announcement: bool = False
     affiliation: str | None = None  # a signed-in person's badge
+    held: bool = False  # held for a moderator (watched words): its author and moderators
+    by: str | None = None  # a release: the moderator who let it through
+    by_name: str | None = None
+    reactions: dict[str, int] | None = None  # welcome's history and pinned posts only
     addr: str | None = None
 
 
@@ -144,13 +150,15 @@ class Unpin(_Act, tag="unpin", kw_only=True):
 
 
 class Del(_Act, tag="del", kw_only=True):
+    # (``held``: moderators, and the author through livehub.moderation's view)
     MODERATOR_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"by", "by_name", "of", "of_name", "pending"})
+        {"by", "by_name", "of", "of_name", "pending", "held"})
     EXTENSION: ClassVar[frozenset[str]] = MODERATOR_ONLY
 
     mid: str | None = None
     qid: str | None = None
     pending: bool = False  # a question removed before it was approved: staff only
+    held: bool = False  # a held post rejected: its author and moderators only
     of: str | None = None
     of_name: str | None = None
 
@@ -250,11 +258,57 @@ class PollState(Event, tag="pollstate", kw_only=True):
     by_name: str | None = None
 
 
+class Report(Event, tag="report", kw_only=True):
+    """Reaches moderators only; the reporter is named to them alone."""
+
+    TO_MODERATORS: ClassVar[bool] = True
+
+    rid: str
+    mid: str | None = None
+    qid: str | None = None
+    reason: str
+    note: str
+    uid: str
+    name: str
+    count: int
+
+
+class Resolved(Event, tag="resolved", kw_only=True):
+    TO_MODERATORS: ClassVar[bool] = True
+    EXTENSION: ClassVar[frozenset[str]] = frozenset({"removed", "by", "by_name"})
+
+    rid: str
+    removed: bool = False  # resolved because its item was deleted
+    by: str | None = None
+    by_name: str | None = None
+
+
+class React(Event, tag="react", kw_only=True):
+    """One person's reaction (log only: clients get coalesced :class:`Reactions`)."""
+
+    SENT: ClassVar[bool] = False
+
+    mid: str
+    emoji: str
+    uid: str
+    on: bool
+
+
+class Reactions(Event, tag="reactions", kw_only=True):
+    """A post's reaction counts (sent only, never logged)."""
+
+    LOGGED: ClassVar[bool] = False
+
+    mid: str
+    counts: dict[str, int]
+
+
 AnyEvent = (Msg | Q | Vote | Votes | Answer | QState | Pin | Unpin | Del | Mute | Unmute
-            | Ban | Unban | Room | Poll | Ballot | Tally | PollState)
+            | Ban | Unban | Room | Poll | Ballot | Tally | PollState | Report | Resolved | React
+            | Reactions)
 ALL: Final[tuple[type[Event], ...]] = (Msg, Q, Vote, Votes, Answer, QState, Pin, Unpin, Del,
                                         Mute, Unmute, Ban, Unban, Room, Poll, Ballot, Tally,
-                                        PollState)
+                                        PollState, Report, Resolved, React, Reactions)
 BY_TAG: Final[dict[str, type[Event]]] = {str(cls.__struct_config__.tag): cls for cls in ALL}
 
 
@@ -274,6 +328,14 @@ def keys(cls: type[Event]) -> frozenset[str]:
 def public_keys(cls: type[Event]) -> frozenset[str]:
     """What everyone who may see an event of ``cls`` gets of it."""
     return keys(cls) - cls.MODERATOR_ONLY - WHO_DID_WHAT - {ADDR}
+
+
+def seen_keys(cls: type[Event]) -> frozenset[str]:
+    """What the audience of an event of ``cls`` gets: its public keys, or for an event
+    that reaches moderators only, every key but the log-only ``addr``."""
+    if cls.TO_MODERATORS:
+        return keys(cls) - {ADDR}
+    return public_keys(cls)
 
 
 def act_keys() -> dict[str, frozenset[str]]:

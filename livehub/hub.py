@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -19,6 +20,7 @@ from typing import Any, Final, Protocol, TypeVar, cast
 import structlog
 
 from livehub import metrics, polls, roomlog
+from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -56,6 +58,8 @@ COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 # Requests whose ``id`` is an idempotency key: a repeat is answered with the first answer.
 IDEMPOTENT: Final = frozenset({"post", "ask"})
+# Events that may change a room's open reports or held posts (see metrics.OPEN_REPORTS).
+_MODERATION_GAUGED: Final = frozenset({"report", "resolved", "msg", "del"})
 
 
 class Greeting(Protocol):
@@ -360,6 +364,7 @@ class RoomReplica:
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
         self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
         self.watchers = 0  # connections in ``conns`` that watch (not counted online)
+        self._reactions: dict[str, tuple[int, int]] = {}  # mid -> the same, for reactions
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
         self.reported_online = -1
@@ -455,6 +460,7 @@ class RoomReplica:
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
         self._votes.clear()
         self._tallies.clear()
+        self._reactions.clear()
         self.ready.clear()
         self.state = roomlog.initial_state(self.session, reset.epoch)
         self._start(self._retrying("reload", self.load), "reload")
@@ -464,6 +470,9 @@ class RoomReplica:
     def _apply(self, ev: Event, *, fan_out: bool) -> None:
         core.apply(self.state, ev)
         metrics.EVENTS_APPLIED.inc()
+        if ev["t"] in _MODERATION_GAUGED:
+            metrics.OPEN_REPORTS.labels(self.id).set(len(self.state.mod.open))
+            metrics.HELD_POSTS.labels(self.id).set(len(self.state.mod.held))
         if not fan_out or not self.conns:
             return
         t = ev["t"]
@@ -473,9 +482,16 @@ class RoomReplica:
         if t == "ballot":
             self._tally_changed(ev)
             return
-        if self._votes or self._tallies:
+        if t == "react":
+            self._reactions[ev["mid"]] = (ev["seq"], ev["ts"])
+            self._schedule_flush()
+            return
+        if self._votes or self._tallies or self._reactions:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
+        owner = mod.owner(ev)
+        if owner is not None:  # a held post's author sees it (and its rejection)
+            self.send_to_owner(ev, owner)
         if t == "ban":
             for conn in [c for c in self.conns if c.actor.uid == ev["uid"]]:
                 conn.send(p.error_frame(ErrorCode.BANNED, "you were banned from this room"))
@@ -501,6 +517,16 @@ class RoomReplica:
             delivered += len(conns)
         metrics.DELIVERIES.inc(delivered)
 
+    def send_to_owner(self, ev: Event, uid: str) -> None:
+        """Send ``uid``'s own connections (other than moderators') their view of ``ev``."""
+        mine = [c for c in self.conns if c.actor.uid == uid and c.role is not Role.MODERATOR]
+        if not mine or core.view(self.state, ev, mine[0].role) is not None:
+            return  # nobody, or they had it with everyone else
+        seen = core.view(self.state, ev, mine[0].role, uid)
+        if seen is not None:
+            for conn in mine:
+                conn.send(seen)
+
     def _vote_changed(self, ev: Event) -> None:
         self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
         self._schedule_flush()
@@ -517,21 +543,29 @@ class RoomReplica:
             self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
 
     def flush_votes(self) -> None:
-        """One ``votes`` event per question, and one ``tally`` per poll, changed since
+        """One ``votes`` event per question, one ``tally`` per poll and one ``reactions``
+        per post changed since
         the last flush, in ``seq`` order (so each client's stream keeps rising)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
         votes, self._votes = self._votes, {}
         tallies, self._tallies = self._tallies, {}
-        pending = [(seq, ts, qid, True) for qid, (seq, ts) in votes.items()]
-        pending += [(seq, ts, pid, False) for pid, (seq, ts) in tallies.items()]
-        for seq, ts, key, is_vote in sorted(pending):
-            if not is_vote:
+        reacted, self._reactions = self._reactions, {}
+        pending = [(seq, ts, qid, "q") for qid, (seq, ts) in votes.items()]
+        pending += [(seq, ts, pid, "p") for pid, (seq, ts) in tallies.items()]
+        pending += [(seq, ts, mid, "m") for mid, (seq, ts) in reacted.items()]
+        for seq, ts, key, kind in sorted(pending):
+            if kind == "p":
                 poll = self.state.polls.get(key)
                 if poll is not None:
                     tally = polls.tally_event(poll, seq, ts)
                     self.broadcast(lambda role, ev=tally: ev)  # type: ignore[misc]
+                continue
+            if kind == "m":
+                if key in self.state.messages:
+                    counts = mod.reactions_event(self.state, key, seq, ts)
+                    self.broadcast(lambda role, ev=counts: ev)  # type: ignore[misc]
                 continue
             q = self.state.questions.get(key)
             if q is None:
@@ -573,7 +607,7 @@ class RoomReplica:
             "seq": state.seq,
             "epoch": state.epoch,
             "online": online,
-            "pinned": core.pinned(state),
+            "pinned": [mod.with_reactions(state, m) for m in core.pinned(state)],
             "questions": core.questions_view(state, role),
             "polls": polls.welcome_polls(state),
         }
@@ -599,13 +633,19 @@ class RoomReplica:
                           for uid, until in state.mutes.items() if state.is_muted(uid, now)],
                 "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
             }
+            extra = mod.welcome(state)  # open reports and held posts
+            extra["held"] = [core.client_copy(m) for m in extra["held"]]
+            frame.update(extra)
         if since is not None:
             events = self.sequencer.since(since, epoch, older)
             frame["recovered"] = events is not None
             frame["history"] = (core.history(state) if events is None
-                                else core.replay(state, events, role))
+                                else core.replay(state, events, role, conn.actor.uid))
         else:
             frame["history"] = core.history(state)
+        if frame["history"] and state.mod.reactions:
+            frame["history"] = [mod.with_reactions(state, m) if m["t"] == "msg" else m
+                                for m in frame["history"]]
         return frame
 
     def needs_log_read(self, since: int | None, epoch: str | None = None) -> int:
@@ -834,7 +874,8 @@ class Hub:
         replica = conn.replica
         assert replica is not None
         idem = req.id if req.id is not None and req.t in IDEMPOTENT else None
-        call = Call(replica.id, conn.actor, req, idem=idem, ip=conn.ip)
+        call = Call(replica.id, conn.actor, req, idem=idem, ip=conn.ip,
+                    words=self.programme.matcher(replica.id))
         try:
             answer = await self.service.run(replica.state, call)
         except ProtocolError as exc:
@@ -858,8 +899,8 @@ class Hub:
         kept = tuple(s for s in old.sessions if programme.get(s.slug) is None
                      and s.slug in self.replicas and self.replicas[s.slug].conns)
         if kept:
-            programme = Programme(title=programme.title, sessions=(*programme.sessions, *kept),
-                                  source=programme.source)
+            # (replace keeps every other part: watched words, sign-in rules...)
+            programme = dataclasses.replace(programme, sessions=(*programme.sessions, *kept))
         changes: dict[str, list[str]] = {
             "added": [s.slug for s in programme.sessions if old.get(s.slug) is None],
             "updated": [s.slug for s in programme.sessions

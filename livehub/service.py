@@ -33,6 +33,7 @@ from livehub.broker.base import Broker, BrokerUnavailable, Commit
 from livehub.budgets import Limits, checks_for
 from livehub.limits_log import refused
 from livehub.protocol import ErrorCode, ProtocolError
+from livehub.watchwords import Matcher
 
 IDEM_TTL_MS: Final = 600_000  # a repeat within 10 minutes is answered with the first answer
 MAX_IDEM_KEYS: Final = 100_000  # answers remembered in memory (the broker keeps them too)
@@ -57,6 +58,7 @@ class Call:
     budgets: bool = True  # check the fair limits with the commit
     marks: Mapping[str, Any] = field(default_factory=dict)  # keys added to every event
     kind: str = ""  # the request type in metrics (default: ``req.t``)
+    words: Matcher | None = None  # the room's watched words
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +111,19 @@ class RequestService:
             seen = self._answers.get(key)
             if seen is not None and now - seen[0] < self.idem_ttl_ms:
                 return Answer(seen[1], duplicate=True)
-        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.max_text)
+        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.max_text,
+                           words=call.words)
         try:
             decision = core.decide(state, actor, req, ctx)
         except ProtocolError:
             if key is not None:  # a retry of a request committed through another process?
                 earlier = await self._recall(call)
                 if earlier is not None:
-                    return earlier
+                    return _still_held(state, earlier)
             raise
         if not decision.events:
-            return Answer({**decision.reply, "seq": state.seq})
+            return Answer({**decision.reply, "seq": state.seq} if decision.seq
+                          else decision.reply)
         if call.marks:
             for ev in decision.events:
                 ev.update(call.marks)
@@ -140,10 +144,13 @@ class RequestService:
         if commit.refused is not None:
             raise _refusal(call, commit)
         if commit.duplicate:
-            answer = Answer(_ref_reply(req, commit.ref, commit.seq), duplicate=True)
+            answer = _still_held(state, Answer(_ref_reply(req, commit.ref, commit.seq),
+                                               duplicate=True))
         else:
             metrics.EVENTS_COMMITTED.inc(len(decision.events))
-            answer = Answer({**decision.reply, "seq": commit.seq})
+            # (a report's ``ok`` carries no seq: its event is not the sender's to see)
+            answer = Answer({**decision.reply, "seq": commit.seq} if decision.seq
+                            else decision.reply)
         if key is not None:
             self._remember(key, now, answer.reply)
         return answer
@@ -174,6 +181,13 @@ def _broker_key(call: Call) -> str:
 
 def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:
     return {"mid" if req.t == "post" else "qid": ref, "seq": seq}
+
+
+def _still_held(state: core.RoomState, answer: Answer) -> Answer:
+    """A retried post that is still held says so, as its first answer did."""
+    if answer.reply.get("mid") in state.mod.held:
+        return Answer({**answer.reply, "held": True}, answer.duplicate)
+    return answer
 
 
 def _refusal(call: Call, commit: Commit) -> ProtocolError:

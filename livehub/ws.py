@@ -28,6 +28,7 @@ from livehub.hub import Connection, Hub
 from livehub.limits_log import refused
 from livehub.programme import SLUG_RE
 from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
+from livehub.watchwords import Verdict
 
 log = structlog.get_logger("livehub.ws")
 
@@ -230,6 +231,11 @@ async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.H
     if hello.name is None:
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
+        return None
+    if hub.programme.matcher(room).check(hello.name) is Verdict.BLOCK:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.BLOCKED, "this name is not allowed here: join with another", hello.id))
+        await _refuse(ws, CloseCode.POLICY, "blocked guest name", room=room, ip=ip)
         return None
     return guest(hello.name)
 

@@ -67,7 +67,7 @@ class LivehubProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> LivehubProcess:
+    def start(self, timeout: float = 40.0) -> LivehubProcess:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("LIVEHUB_") and k not in ("REDIS_URL", "PORT")}
         env.update({"LIVEHUB_SECRET": SECRET, "LIVEHUB_ENV": "test",
