@@ -15,11 +15,12 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from functools import partial
 from typing import Any, Final, Protocol, TypeVar, cast
 
 import structlog
 
-from livehub import metrics, polls, roomlog
+from livehub import metrics, polls, roomlog, welcome_bounds
 from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
@@ -41,6 +42,8 @@ from livehub.sequencer import (
     start_of,
 )
 from livehub.service import Call, RequestService
+from livehub.single_flight import SingleFlight
+from livehub.supervisor import Supervisor
 
 log = structlog.get_logger("livehub.hub")
 T = TypeVar("T")
@@ -58,6 +61,7 @@ COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
 # Requests whose ``id`` is an idempotency key: a repeat is answered with the first answer.
 IDEMPOTENT: Final = frozenset({"post", "ask"})
+JOIN_WAIT: Final = 10.0  # seconds a join waits for its room to (re)load before `unavailable`
 # Events that may change a room's open reports or held posts (see metrics.OPEN_REPORTS).
 _MODERATION_GAUGED: Final = frozenset({"report", "resolved", "msg", "del"})
 
@@ -185,13 +189,16 @@ class Connection:
         "guest_token",
         "ip",
         "max_queue",
+        "max_queue_bytes",
         "queue",
+        "queued_bytes",
         "replica",
         "writer",
     )
 
     def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
-                 max_queue: int, addr: str | None = None, *, watch: bool = False) -> None:
+                 max_queue: int, addr: str | None = None, *, watch: bool = False,
+                 max_queue_bytes: int = 4 * 1024 * 1024) -> None:
         # Starlette's WebSocket.send re-checks its state machine on every message and then
         # calls the ASGI send it was given: the hub sends that way directly (it only
         # sends "websocket.send" and, once, "websocket.close"). About 15 % less CPU per
@@ -207,6 +214,8 @@ class Connection:
                                 watch=watch, addr=addr if identity.guest else None)
         self.ip = ip
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes  # the queue's frames' len() (JSON: characters)
+        self.queued_bytes = 0
         self.queue: deque[Frame] = deque()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -232,7 +241,8 @@ class Connection:
     def push(self, frame: Frame) -> None:
         if self.close_code is not None:
             return
-        if len(self.queue) >= self.max_queue:
+        if (len(self.queue) >= self.max_queue
+                or (self.queued_bytes + len(frame) > self.max_queue_bytes and self.queue)):
             metrics.SLOW_READER_CLOSES.inc()
             log.info("slow reader closed", uid=self.actor.uid, ip=self.ip,
                      room=self.replica.id if self.replica else None)
@@ -240,6 +250,7 @@ class Connection:
                        discard=True)
             return
         self.queue.append(frame)
+        self.queued_bytes += len(frame)
         if self._writer_owns or self._marked:
             return  # the writer task, or this iteration's flush, sends it
         if self._flusher is None:
@@ -256,6 +267,7 @@ class Connection:
             self.close_code, self.close_reason = code, reason
             if discard:
                 self.queue.clear()
+                self.queued_bytes = 0
             self._hand_over()
 
     def _hand_over(self) -> None:
@@ -268,13 +280,16 @@ class Connection:
         """The next frame to send: one event, or (backed up) several coalesced."""
         queue = self.queue
         if len(queue) <= coalesce_after:
-            return queue.popleft()
+            frame = queue.popleft()
+            self.queued_bytes -= len(frame)
+            return frame
         batch: list[Frame] = []
         size = 0
         while queue and size < MAX_BATCH_BYTES:
             frame = queue.popleft()
             size += len(frame)
             batch.append(frame)
+        self.queued_bytes -= size
         if len(batch) > 1:
             metrics.COALESCED_FRAMES.inc()
         return self.codec.join(batch)
@@ -355,7 +370,8 @@ class RoomReplica:
         self.state = roomlog.initial_state(session)
         # Ordering, gap fills, the lost-tail check and `since`: pure (livehub.sequencer);
         # this class carries out what it answers.
-        self.sequencer = Sequencer(window=RECENT_EVENTS)
+        self.sequencer = Sequencer(window=max(RECENT_EVENTS, hub.config.max_replay),
+                                   max_replay=hub.config.max_replay)
         self.conns: set[Connection] = set()
         self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
         self.ready = asyncio.Event()
@@ -410,16 +426,15 @@ class RoomReplica:
 
     def _start(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         """Run the one log read (or reload) the sequencer waits for, owned here."""
-        task = asyncio.get_running_loop().create_task(coro, name=f"{what}:{self.id}")
+        # The hub's supervisor logs a failure and cancels it when the hub stops; the
+        # replica keeps it to cancel when the room is dropped.
+        task = self.hub.tasks.spawn(coro, name=f"{what}:{self.id}")
         self._task = task
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if self._task is task:
             self._task = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error("room task failed", room=self.id, task=task.get_name(),
-                      error=repr(task.exception()))
 
     async def close(self) -> None:
         """Stop the log read or reload under way (the room is dropped, or we stop)."""
@@ -439,7 +454,11 @@ class RoomReplica:
             except BrokerUnavailable:
                 metrics.BROKER_ERRORS.labels(what).inc()
             except Exception:
-                log.exception("room log step failed; retrying", room=self.id, step=what)
+                # A bug or a bad log entry, not an outage: say so, and keep trying, so the
+                # room is not left waiting for the read for ever.
+                log.exception("room log step failed; retrying", room=self.id, step=what,
+                              delay=delay)
+                metrics.BROKER_ERRORS.labels("gap" if what == "read" else what).inc()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -608,9 +627,11 @@ class RoomReplica:
             "epoch": state.epoch,
             "online": online,
             "pinned": [mod.with_reactions(state, m) for m in core.pinned(state)],
-            "questions": core.questions_view(state, role),
             "polls": polls.welcome_polls(state),
         }
+        # At most 200, the one on stage first (welcome_bounds; PROTOCOL.md).
+        sent = welcome_bounds.welcome_questions(state, role)
+        frame["questions"] = [core.question_view(q, role, with_answers=True) for q in sent]
         me = frame["me"]
         if conn.actor.affiliation:
             me["affiliation"] = conn.actor.affiliation
@@ -623,7 +644,7 @@ class RoomReplica:
         now = now_ms()
         if state.is_muted(conn.actor.uid, now):
             me["muted_until"] = state.mutes[conn.actor.uid]
-        me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        me["votes"] = [q.qid for q in sent if conn.actor.uid in q.voters]
         # The person's own last ballot in each poll, so their choices show after a reload.
         me["ballots"] = {poll.pid: list(poll.ballots[conn.actor.uid])
                          for poll in state.polls.values() if conn.actor.uid in poll.ballots}
@@ -666,40 +687,42 @@ class Hub:
         self.programme = programme
         self.replicas: dict[str, RoomReplica] = {}
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
-        self._presence_task: asyncio.Task[None] | None = None
+        self.tasks = Supervisor("hub")  # every background task of this hub
+        self.changes = 0  # bumped by update_gauges: a cached /api/rooms answer is stale
+        # A storm of joins to one room shares one online read and one write per room.
+        self._online_reads: SingleFlight[str, dict[str, int]] = SingleFlight()
+        self._online_writes: SingleFlight[str, None] = SingleFlight()
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
             guest_address_rate=config.guest_address_rate,
             guest_votes_per_address=config.guest_votes_per_address,
         )
         # The request path (decide, checks, commit, answer), shared with the HTTP API.
-        self.service = RequestService(broker, limits=self.limits, max_text=config.max_text)
+        self.service = RequestService(broker, limits=self.limits, max_text=config.max_text,
+                                      max_keys=config.max_idem_keys)
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._presence_task = asyncio.get_running_loop().create_task(self._presence_loop())
+        self.tasks.keep_running(self._presence_loop, name="presence")
 
     async def stop(self, reason: str = "server shutting down: reconnect with since") -> None:
         """Close every client with 1013 (they resume elsewhere) and stop."""
         self.accepting = False
-        if self._presence_task is not None:
-            self._presence_task.cancel()
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.service.idle.wait(), self.config.shutdown_grace)
-        for ws in list(self.greeting):
-            asyncio.get_running_loop().create_task(self._close_greeting(ws, reason))
+        closing = [self.tasks.spawn(self._close_greeting(ws, reason), name="close-greeting")
+                   for ws in list(self.greeting)]
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
         writers = [c.writer for c in conns if c.writer is not None]
-        if writers:
-            await asyncio.wait(writers, timeout=2.0)
-        for replica in list(self.replicas.values()):
-            await replica.close()
+        if writers or closing:  # let the close frames go before the tasks are cancelled
+            await asyncio.wait([*writers, *closing], timeout=2.0)
+        await self.tasks.close()  # (the rooms' log reads and reloads among them)
 
     @staticmethod
     async def _close_greeting(ws: Greeting, reason: str) -> None:
@@ -728,7 +751,10 @@ class Hub:
         replica = self.replicas.get(room)
         if replica is not None:
             if not replica.ready.is_set():
-                await replica.ready.wait()
+                try:  # bounded: a room that cannot load answers `unavailable`
+                    await asyncio.wait_for(replica.ready.wait(), JOIN_WAIT)
+                except TimeoutError:
+                    raise BrokerUnavailable(f"room {room} is still loading") from None
                 if replica.failed:
                     raise BrokerUnavailable(f"room {room} could not be loaded")
             return replica
@@ -760,19 +786,26 @@ class Hub:
         while True:
             replica = await self.replica(room)
             older: list[Event] | None = None
-            if replica.needs_log_read(since):
-                try:
-                    older = (await self.broker.read(room, since or 0)).events
+            if replica.needs_log_read(since, epoch):
+                try:  # one bounded read: at most max_replay events (needs_log_read)
+                    after = since or 0
+                    older = (await self.broker.read(
+                        room, after, limit=replica.state.seq - after)).events
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
-            await self._set_online(replica, replica.people() + (not conn.actor.watch))
-            online = (await self._online([room])).get(room, 0)
+            n = replica.people() + (not conn.actor.watch)
+            await self._online_writes.run(room, partial(self._set_online, replica, n))
+            online = (await self._online_reads.run(
+                room, partial(self._online, [room]))).get(room, 0)
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
         online = max(online, replica.people())
-        conn.send(replica.welcome(conn, since, epoch, older, online))
+        frame = replica.welcome(conn, since, epoch, older, online)
+        conn.push(welcome_bounds.encode_welcome(
+            frame, conn.codec, partial(_plain_history, replica.state),
+            max_replay_bytes=self.config.max_replay_bytes))
         self.update_gauges()
 
     async def leave(self, conn: Connection) -> None:
@@ -787,8 +820,8 @@ class Hub:
             # Keep an empty room's replica (and subscription) a while: people reload
             # pages and reconnect, and rebuilding from the log each time is waste.
             loop = asyncio.get_running_loop()
-            loop.call_later(self.config.room_linger,
-                            lambda: loop.create_task(self._drop_if_idle(replica)))
+            loop.call_later(self.config.room_linger, lambda: self.tasks.spawn(
+                self._drop_if_idle(replica), name=f"linger:{replica.id}"))
 
     async def _drop_if_idle(self, replica: RoomReplica) -> None:
         if replica.conns or self.replicas.get(replica.id) is not replica:
@@ -857,6 +890,7 @@ class Hub:
                 replica.broadcast(lambda role, frame=frame: frame)  # type: ignore[misc]
 
     def update_gauges(self) -> None:
+        self.changes += 1  # someone came or went, or a room opened or closed (/api/rooms)
         by_state = {"open": 0, "closed": 0}
         rooms = {"open": 0, "closed": 0}
         for replica in self.replicas.values():
@@ -941,3 +975,10 @@ class Hub:
         return (not history.complete or history.epoch != replica.state.epoch
                 or any(ev["t"] == "room" for ev in history.events)
                 or any(ev["t"] == "room" for ev in replica.recent))
+
+
+def _plain_history(state: core.RoomState) -> list[Event]:
+    """The latest posts as a welcome carries them (with reactions): a replay's fallback."""
+    return [mod.with_reactions(state, m) if m["t"] == "msg" else m
+            for m in core.history(state)]
+

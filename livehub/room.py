@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Final
 
 from livehub import events, polls
@@ -751,7 +752,8 @@ def history(state: RoomState, limit: int = HISTORY_WINDOW) -> list[Event]:
     msgs = state.messages
     if len(msgs) <= limit:
         return [client_copy(ev) for ev in msgs.values()]
-    return [client_copy(ev) for ev in list(msgs.values())[-limit:]]
+    # From the end: no copy of a long room's every post for each welcome.
+    return [client_copy(ev) for ev in reversed(list(islice(reversed(msgs.values()), limit)))]
 
 
 def pinned(state: RoomState) -> list[Event]:

@@ -321,7 +321,7 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
     if new_guest and not await _guest_name_allowed(ws, hub, room, codec, hello, addr, ip):
         return
     conn = Connection(ws.send, codec, identity, ip, config.send_queue, addr=addr,
-                      watch=hello.watch)
+                      watch=hello.watch, max_queue_bytes=config.send_queue_bytes)
     if identity.guest and not hello.watch:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
