@@ -456,7 +456,7 @@ class RoomReplica:
             except Exception:
                 # A bug or a bad log entry, not an outage: say so, and keep trying, so the
                 # room is not left waiting for the read for ever.
-                log.exception("room log step failed; retrying", room=self.id, step=what,
+                log.exception(_FAILED.get(what, f"{what} failed; retrying"), room=self.id,
                               delay=delay)
                 metrics.BROKER_ERRORS.labels("gap" if what == "read" else what).inc()
             await asyncio.sleep(delay)
@@ -672,6 +672,11 @@ class RoomReplica:
     def needs_log_read(self, since: int | None, epoch: str | None = None) -> int:
         """How many events after ``since`` a welcome must read from the log (0: none)."""
         return self.sequencer.needs_log_read(since, epoch)
+
+
+_FAILED: Final = {"read": "gap fill failed; retrying",
+                  "reload": "room reload failed; retrying",
+                  "renew": "epoch renewal failed; retrying"}
 
 
 def _log_read(history: History) -> LogRead:
