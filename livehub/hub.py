@@ -28,6 +28,7 @@ from livehub.auth import Identity
 from livehub.broker.base import Broker, BrokerUnavailable, Event, History
 from livehub.budgets import Limits
 from livehub.config import Config
+from livehub.events import problem as event_problem
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
@@ -487,6 +488,10 @@ class RoomReplica:
     # -- applying and fan-out -----------------------------------------------------
 
     def _apply(self, ev: Event, *, fan_out: bool) -> None:
+        problem = event_problem(ev)
+        if problem is not None:  # core.apply folds only its seq, and no view sends it
+            log.warning("logged event does not fit its type: only its seq is applied",
+                        room=self.id, problem=problem)
         core.apply(self.state, ev)
         metrics.EVENTS_APPLIED.inc()
         if ev["t"] in _MODERATION_GAUGED:

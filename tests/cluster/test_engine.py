@@ -50,6 +50,8 @@ async def test_a_malformed_logged_event_takes_its_seq_and_the_room_goes_on(
     resumed = await Client.join(b.ws_url, room, token=token("participant", "Cy", sub="cy"),
                                 since=1, epoch=late.welcome["epoch"])
     assert resumed.welcome["recovered"] is True
+    # Operators are told, by each process that applied it.
+    assert all("does not fit its type" in proc.log_text() for proc in (a, b)), cluster.logs()
     # The replay leaves the malformed `mute` (seq 2) out, as the live stream did.
     assert [ev["seq"] for ev in resumed.welcome["history"]] == [3, 4, 5]
     for client in (first, late, resumed):
