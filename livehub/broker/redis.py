@@ -192,11 +192,15 @@ if not head then return {epoch, -1, evs} end
 return {epoch, tonumber(head), evs}
 """
 
-# KEYS: seq, log, epoch   ARGV: new_epoch, the epoch to replace
+# KEYS: seq, log, epoch, archive   ARGV: new_epoch, the epoch to replace
 RENEW_EPOCH_LUA: Final = _ENSURE_EPOCH + """
 if epoch == ARGV[2] then
   epoch = ARGV[1]
   redis.call('SET', KEYS[3], epoch)
+  -- The log keeps its events, so its archive (same snapshot) goes on with it.
+  if redis.call('HGET', KEYS[4], 'epoch') == ARGV[2] then
+    redis.call('HSET', KEYS[4], 'epoch', epoch)
+  end
 end
 return epoch
 """
@@ -485,7 +489,8 @@ class RedisBroker(ArchiveMixin, Broker):
 
     async def renew_epoch(self, room: str, epoch: str) -> str:
         self._check_ready()
-        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch")]
+        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch"),
+                self._key(room, "archive")]
         try:
             res = await asyncio.wait_for(
                 self._renew_script(keys=keys, args=[secrets.token_hex(8), epoch]),

@@ -70,6 +70,20 @@ async def test_archive_trims_and_reads_the_same(new_redis_broker: RedisBrokers, 
     assert c.seq == N + 1 and c.epoch == before.epoch
 
 
+async def test_a_renewed_epoch_keeps_its_archive(new_redis_broker: RedisBrokers,
+                                                 room_prefix: str) -> None:
+    """A log that lost its newest events keeps the rest under a new epoch: its archive too."""
+    broker = await new_redis_broker()
+    room = f"{room_prefix}-e"
+    await fill(broker, room, CHUNK + 20)
+    before = await broker.read(room, 0)
+    await broker.archive(room, keep=5)
+    epoch = await broker.renew_epoch(room, before.epoch)
+    assert epoch != before.epoch
+    after = await broker.read(room, 0)
+    assert after.epoch == epoch and after.complete and after.events == before.events
+
+
 async def test_archive_keeps_at_least_keep(new_redis_broker: RedisBrokers, room_prefix: str
                                            ) -> None:
     broker = await new_redis_broker()
