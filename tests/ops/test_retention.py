@@ -202,3 +202,27 @@ async def test_servers_archive_once_by_themselves(ns: str, tmp_path: Path) -> No
     finally:
         for s in servers:
             s.terminate()
+
+
+async def test_archive_cli_names_what_is_wrong(ns: str, tmp_path: Path) -> None:
+    programme = tmp_path / "programme.toml"
+    programme.write_text(PROGRAMME)
+    admin = Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        await admin.set(f"{ns}:lock:archiver", "another-process", px=30_000)
+        held = cli("archive", env=clean_env(**env(ns, programme)))
+        assert held.returncode != 0 and "another process is archiving" in held.stderr
+        assert "Traceback" not in held.stderr
+    finally:
+        await admin.aclose()
+    no_redis = cli("archive", env=clean_env(LIVEHUB_PROGRAMME=str(programme)))
+    assert no_redis.returncode != 0 and "no Redis configured" in no_redis.stderr
+    bad = cli("archive", env=clean_env(**env(ns, programme, LIVEHUB_RETAIN_AFTER="-1")))
+    assert bad.returncode != 0 and "retain_after" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    never = cli("archive", env=clean_env(**env(ns, programme, LIVEHUB_RETAIN_AFTER="0")))
+    assert never.returncode == 0 and "never trimmed" in never.stderr
+    down = cli("archive", "--redis", "redis://127.0.0.1:1/0",
+               env=clean_env(LIVEHUB_PROGRAMME=str(programme)))
+    assert down.returncode != 0 and "cannot archive in Redis at" in down.stderr, down.stderr
+    assert "Traceback" not in down.stderr
