@@ -53,6 +53,23 @@ local minid = math.min(tonumber(ARGV[3]), tonumber(redis.call('HGET', KEYS[1], '
 return redis.call('XTRIM', KEYS[2], 'MINID', minid .. '-0')
 """
 
+# KEYS: lock   ARGV: owner, ttl_ms. 1 when owner holds the lock (taken or extended).
+HOLD_LUA: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lock   ARGV: owner. Deletes the lock only if owner still holds it (one step, so
+# a lock that expired and was taken by another process meanwhile is left alone).
+RELEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS: archive, epoch, archive:<old epoch>   ARGV: epoch, first seq of this run, old epoch
 # Starts (or keeps) the archive of this epoch; an archive of a lost epoch is kept aside
 # under archive:<its epoch>, for operators, since nothing reads it any more.
@@ -93,6 +110,8 @@ class ArchiveMixin:
     namespace: str
     _trim_script: Any = None
     _begin_script: Any = None
+    _release_script: Any = None
+    _hold_script: Any = None
 
     def _key(self, room: str, part: str) -> str:
         raise NotImplementedError
@@ -106,6 +125,8 @@ class ArchiveMixin:
     def _register_archive_scripts(self, script: Any) -> None:
         self._trim_script = script(TRIM_LUA)
         self._begin_script = script(BEGIN_LUA)
+        self._release_script = script(RELEASE_LUA)
+        self._hold_script = script(HOLD_LUA)
 
     async def _call(self, coro: Any) -> Any:
         try:
@@ -213,16 +234,10 @@ class ArchiveMixin:
 
     async def hold_lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take (or extend, when ``owner`` holds it) the deployment-wide lock ``name``."""
-        key = f"{self.namespace}:lock:{name}"
-        ms = max(1, int(ttl * 1000))
-        if await self._call(self._redis.set(key, owner, nx=True, px=ms)):
-            return True
-        if _text(await self._call(self._redis.get(key))) == owner:
-            await self._call(self._redis.pexpire(key, ms))
-            return True
-        return False
+        got = await self._call(self._hold_script(keys=[f"{self.namespace}:lock:{name}"],
+                                                 args=[owner, max(1, int(ttl * 1000))]))
+        return bool(int(got))
 
     async def release_lock(self, name: str, owner: str) -> None:
-        key = f"{self.namespace}:lock:{name}"
-        if _text(await self._call(self._redis.get(key))) == owner:
-            await self._call(self._redis.delete(key))
+        await self._call(self._release_script(keys=[f"{self.namespace}:lock:{name}"],
+                                              args=[owner]))

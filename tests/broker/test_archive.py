@@ -35,7 +35,7 @@ async def fill(broker: RedisBroker, room: str, n: int = N) -> None:
 
 async def test_archive_trims_and_reads_the_same(new_redis_broker: RedisBrokers, admin: Redis,
                                                 room_prefix: str) -> None:
-    broker = await new_redis_broker()
+    broker = await new_redis_broker(command_timeout=5.0)
     room = f"{room_prefix}-a"
     await fill(broker, room)
     before = await broker.read(room, 0)
@@ -73,7 +73,7 @@ async def test_archive_trims_and_reads_the_same(new_redis_broker: RedisBrokers, 
 async def test_a_renewed_epoch_keeps_its_archive(new_redis_broker: RedisBrokers,
                                                  room_prefix: str) -> None:
     """A log that lost its newest events keeps the rest under a new epoch: its archive too."""
-    broker = await new_redis_broker()
+    broker = await new_redis_broker(command_timeout=5.0)
     room = f"{room_prefix}-e"
     await fill(broker, room, CHUNK + 20)
     before = await broker.read(room, 0)
@@ -86,7 +86,7 @@ async def test_a_renewed_epoch_keeps_its_archive(new_redis_broker: RedisBrokers,
 
 async def test_archive_keeps_at_least_keep(new_redis_broker: RedisBrokers, room_prefix: str
                                            ) -> None:
-    broker = await new_redis_broker()
+    broker = await new_redis_broker(command_timeout=5.0)
     room = f"{room_prefix}-k"
     await fill(broker, room, CHUNK + 50)
     done = await broker.archive(room, keep=300)
@@ -103,7 +103,7 @@ async def test_archive_keeps_at_least_keep(new_redis_broker: RedisBrokers, room_
 async def test_interrupted_archive_leaves_a_consistent_log(
         new_redis_broker: RedisBrokers, admin: Redis, room_prefix: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    broker = await new_redis_broker()
+    broker = await new_redis_broker(command_timeout=5.0)
     room = f"{room_prefix}-i"
     await fill(broker, room)
     before = await broker.read(room, 0)
@@ -130,7 +130,7 @@ async def test_interrupted_archive_leaves_a_consistent_log(
 async def eventually_ready(broker: RedisBroker) -> None:
     from tests.broker.conftest import eventually
 
-    await eventually(lambda: broker.ready, 5, "the broker answering again")
+    await eventually(lambda: broker.ready, 15, "the broker answering again")
 
 
 async def test_one_archiver_per_deployment(new_redis_broker: RedisBrokers, admin: Redis,
@@ -139,8 +139,8 @@ async def test_one_archiver_per_deployment(new_redis_broker: RedisBrokers, admin
 
     assert isinstance(tmp_path, Path)
     ns = f"{room_prefix}ns"
-    a = await new_redis_broker(namespace=ns)
-    b = await new_redis_broker(namespace=ns)
+    a = await new_redis_broker(namespace=ns, command_timeout=5.0)
+    b = await new_redis_broker(namespace=ns, command_timeout=5.0)
     room_past, room_open = f"{room_prefix}-past", f"{room_prefix}-open"
     programme = tmp_path / "p.toml"
     programme.write_text(

@@ -14,7 +14,7 @@ def post(i: int) -> Event:
 
 async def test_archive_on_the_cluster(cluster_brokers: ClusterBrokers, room_prefix: str
                                       ) -> None:
-    broker = await cluster_brokers()
+    broker = await cluster_brokers(command_timeout=5.0)  # (a loaded CI machine)
     rooms = [f"{room_prefix}-{i}" for i in range(3)]  # (likely on different primaries)
     for room in rooms:
         for start in range(1, CHUNK + 101, 220):
