@@ -28,6 +28,7 @@ from livehub.hub import Connection, Hub
 from livehub.limits_log import refused
 from livehub.programme import SLUG_RE
 from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
+from livehub.transport import transport_of
 
 log = structlog.get_logger("livehub.ws")
 
@@ -310,21 +311,22 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         return
     if new_guest and not await _guest_name_allowed(ws, hub, room, codec, hello, addr, ip):
         return
-    conn = Connection(ws.send, codec, identity, ip, config.send_queue, addr=addr)
+    outlet = transport_of(ws.scope)
+    if outlet is None:  # served by something else than livehub.server's uvicorn setup
+        log.error("no livehub transport: run livehub with `livehub serve`", room=room, ip=ip)
+        await ws.close(code=CloseCode.SERVER_ERROR)
+        return
+    conn = Connection(outlet, codec, identity, ip, config.send_queue, addr=addr,
+                      flusher=hub.flusher)
     if identity.guest:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
-    conn.start()
     try:
         await hub.join(conn, room, hello.since, hello.epoch)
         log.debug("joined", room=room, uid=identity.uid, role=str(identity.role))
         await _read_loop(ws, hub, conn, codec, room)
     finally:
         await hub.leave(conn)
-        if conn.close_code is not None and conn.writer is not None:
-            # Let the writer finish its close frame before the task is dropped.
-            await asyncio.wait([conn.writer], timeout=1.0)
-        await conn.stop()
 
 
 async def _read_loop(ws: WebSocket, hub: Hub, conn: Connection, codec: Codec,
