@@ -356,6 +356,7 @@ class WebSocketTransport(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             raise Disconnected("gone before the handshake was answered")
         self.proto.send_response(response)
+        self.response = None  # (its headers are not needed once sent)
         self.state = OPEN
         self._drain()
         self._schedule_ping()

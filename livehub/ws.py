@@ -33,6 +33,9 @@ from livehub.transport import transport_of
 log = structlog.get_logger("livehub.ws")
 
 
+_NONE_REFUSED: deque[float] = deque(maxlen=0)  # shared and always empty
+
+
 class RateLimiter:
     """At most ``limit`` requests in any ``window`` seconds (a sliding window)."""
 
@@ -41,19 +44,24 @@ class RateLimiter:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self.times: deque[float] = deque()
-        self.refused: deque[float] = deque()
+        # Made on first use: an idle connection should not carry two empty deques.
+        self.times: deque[float] | None = None
+        self.refused: deque[float] = _NONE_REFUSED
 
     def allow(self, now: float) -> bool:
         if self.limit <= 0:
             return True
         horizon = now - self.window
         times = self.times
+        if times is None:
+            times = self.times = deque()
         while times and times[0] <= horizon:
             times.popleft()
         if len(times) < self.limit:
             times.append(now)
             return True
+        if self.refused is _NONE_REFUSED:
+            self.refused = deque()
         self.refused.append(now)
         while self.refused and self.refused[0] <= horizon:
             self.refused.popleft()
