@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
-from livehub import api, http, oidc, pages, signin
+from livehub import api, http, live_pages, oidc, pages, signin
 from livehub.broker import Broker, make_broker
 from livehub.client_address import ClientAddressMiddleware, parse_proxies
 from livehub.config import Config, secret_problem
@@ -68,13 +68,14 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
             *http.routes(),
             *api.routes(),
             *pages.routes(),
+            *live_pages.routes(),
             *signin.routes(),
             WebSocketRoute("/ws/{room}", websocket_endpoint),
         ],
         # First: every handler below sees the client address as request.client.host.
         middleware=[Middleware(ClientAddressMiddleware,
                                proxies=parse_proxies(config.forwarded_allow_ips)),
-                    *pages.middleware()],
+                    *pages.middleware(config.embed_origin_list())],
         lifespan=lifespan,
     )
     app.state.hub = hub

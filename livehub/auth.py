@@ -57,7 +57,7 @@ def mint(secret: str, *, name: str, role: Role, sub: str | None = None,
         claims["rooms"] = list(rooms)
     if guest:
         claims["guest"] = True
-    if affiliation:
+    elif affiliation:  # a guest never carries one
         claims["affiliation"] = affiliation
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -91,16 +91,40 @@ def verify(secret: str, token: str) -> Identity:
     if is_guest and role is not Role.PARTICIPANT:
         raise AuthError("a guest token must be a participant's")
     affiliation = claims.get("affiliation")
+    if affiliation is not None:
+        problem = affiliation_problem(affiliation)
+        if problem:
+            raise AuthError(f"token affiliation {problem}")
     # Signed-in names may be longer than a guest's 50 (sign-in and invites allow 80).
     return Identity(uid=sub, name=name[:80], role=role,
                     rooms=None if rooms is None else frozenset(rooms), guest=is_guest,
-                    affiliation=affiliation if isinstance(affiliation, str) and not is_guest
-                    else None)
+                    affiliation=None if is_guest else affiliation)
+
+
+MAX_AFFILIATION = 80
+
+
+def affiliation_problem(value: object) -> str | None:
+    """What is wrong with an affiliation badge, or None when it is fine."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not 1 <= len(value) <= MAX_AFFILIATION:
+        return f"must be 1 to {MAX_AFFILIATION} characters"
+    # One line, as a name is: a badge must not run into the text around it.
+    if name_problem(value) is not None or "\x7f" in value:
+        return "must be one line without control or bidirectional characters"
+    return None
 
 
 def guest(name: str) -> Identity:
     """A participant with a server-made id, marked as a guest."""
     return Identity(uid=f"g-{secrets.token_hex(8)}", name=name, role=Role.PARTICIPANT,
+                    guest=True)
+
+
+def watcher() -> Identity:
+    """A read-only viewer without a token (the presentation view, an embed)."""
+    return Identity(uid=f"w-{secrets.token_hex(8)}", name="Watcher", role=Role.PARTICIPANT,
                     guest=True)
 
 

@@ -9,8 +9,8 @@ commit (see docs/protocol.md, "Fair limits"):
 * slow mode: one clock per person in the room (speakers and moderators exempt);
 * guests per client address: their requests that publish share
   ``guest_address_rate`` per 10 s, and at most ``guest_votes_per_address`` of the
-  guest votes on one question come from one address (a withdrawn vote frees its
-  place).
+  guest votes on one question, and of the guest ballots in one poll, come from one
+  address (a withdrawn vote frees its place; a changed ballot keeps its own).
 
 A refusal changes nothing and counts toward none of them.
 """
@@ -59,4 +59,9 @@ def checks_for(actor: Actor, events: list[Event], settings: RoomSettings,
                                 member=actor.uid, label="guest_votes"))
         else:
             checks.append(Check("uncap", key, member=actor.uid, label="guest_votes"))
+    if kind == "ballot" and addr is not None and limits.guest_votes_per_address:
+        # A guest's first ballot in a poll takes a place; changing it later does not.
+        checks.append(Check("cap", f"gballots:{first['pid']}:{addr}",
+                            limits.guest_votes_per_address, member=actor.uid,
+                            label="guest_ballots"))
     return tuple(checks)

@@ -106,7 +106,10 @@ def make_secret() -> None:
 @click.option("--room", "rooms", multiple=True, metavar="SLUG",
               help="Limit the token to this room (repeatable).")
 @click.option("--ttl", default="8h", show_default=True, help="Lifetime: 90s, 30m, 8h, 2d.")
-def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: str) -> None:
+@click.option("--affiliation", default=None, metavar="TEXT",
+              help='Badge shown beside the name, e.g. "Eastmere District Council".')
+def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: str,
+          affiliation: str | None) -> None:
     """Print a sign-in token signed with LIVEHUB_SECRET."""
     secret = os.environ.get("LIVEHUB_SECRET")
     if not secret:
@@ -122,8 +125,11 @@ def token(name: str, role: str, sub: str | None, rooms: tuple[str, ...], ttl: st
     problem = name_problem(name)
     if problem is not None:
         raise click.BadParameter(problem, param_hint="--name")
+    problem = None if affiliation is None else auth.affiliation_problem(affiliation)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--affiliation")
     click.echo(auth.mint(secret, name=name, role=Role(role.lower()), sub=sub,
-                         rooms=list(rooms) or None, ttl=seconds))
+                         rooms=list(rooms) or None, ttl=seconds, affiliation=affiliation))
 
 
 @main.command("invite")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import re
+from typing import Final, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# scheme://host[:port], nothing else: these go into a CSP header as they are.
+_ORIGIN_RE: Final = re.compile(r"https?://(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(?::\d{1,5})?")
 
 
 class Config(BaseSettings):
@@ -22,6 +26,8 @@ class Config(BaseSettings):
     )
     programme: str | None = None
     allowed_origins: str = ""  # comma-separated; empty: the server's own origin; "*": any
+    # Origins whose pages may frame /embed/{room} (CSP frame-ancestors); empty: none.
+    embed_origins: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "LIVEHUB_PORT", "port"))
 
@@ -82,6 +88,18 @@ class Config(BaseSettings):
     @classmethod
     def _empty_secret_is_none(cls, v: str | None) -> str | None:
         return v or None
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _embed_origins_are_origins(cls, v: str) -> str:
+        for origin in (o.strip() for o in v.split(",") if o.strip()):
+            if not _ORIGIN_RE.fullmatch(origin.rstrip("/")):
+                raise ValueError(f"LIVEHUB_EMBED_ORIGINS: {origin[:80]!r} is not an origin "
+                                 "such as https://www.eastmere.gov.uk")
+        return v
+
+    def embed_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.embed_origins.split(",") if o.strip()]
 
     @field_validator("forwarded_allow_ips")
     @classmethod

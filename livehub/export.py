@@ -198,6 +198,26 @@ class _Question:
 
 
 @dataclass(slots=True)
+class _Poll:
+    ev: Event
+    state: str
+    ballots: dict[str, tuple[int, ...]] = field(default_factory=dict)  # uid -> choices
+
+    @property
+    def options(self) -> list[str]:
+        return [str(o) for o in self.ev.get("options") or []]
+
+    @property
+    def counts(self) -> list[int]:
+        counts = [0] * len(self.options)
+        for choices in self.ballots.values():
+            for c in choices:
+                if 0 <= c < len(counts):
+                    counts[c] += 1
+        return counts
+
+
+@dataclass(slots=True)
 class _Settings:
     slow_mode: int = 0
     guests: bool = True
@@ -214,6 +234,9 @@ class _Minutes:
     names: dict[str, str] = field(default_factory=dict)  # uid -> last public name
     moderation: list[str] = field(default_factory=list)
     votes: int = 0
+    polls: dict[str, _Poll] = field(default_factory=dict)
+    # who asked anonymously in this session: named nowhere in the Markdown
+    unnamed: frozenset[str] = frozenset()
 
 
 UNNAMED: Final = "a participant"
@@ -246,18 +269,33 @@ class _Folder:
         self.unnamed = anonymous_askers(log.events)
         s = log.session
         settings = _Settings() if s is None else _Settings(s.slow_mode, s.guests, s.premoderate)
-        self.m = _Minutes(_Clock(int(ev.get("ts", 0)) for ev in log.events), settings)
+        self.m = _Minutes(_Clock(int(ev.get("ts", 0)) for ev in log.events), settings,
+                          unnamed=frozenset(self.unnamed))
         handlers: dict[object, Callable[[Event], None]] = {
             "msg": self._on_msg, "q": self._on_q, "vote": self._on_vote,
             "answer": self._on_answer, "qstate": self._on_qstate, "pin": self._on_pin,
             "unpin": self._on_unpin, "del": self._on_del, "mute": self._on_mute,
             "unmute": self._on_unmute, "ban": self._on_ban, "unban": self._on_unban,
-            "room": self._on_room,
+            "room": self._on_room, "poll": self._on_poll, "ballot": self._on_ballot,
+            "pollstate": self._on_pollstate,
         }
         for ev in log.events:
             handler = handlers.get(ev.get("t"))
             if handler is not None:
                 handler(ev)
+
+    def _on_poll(self, ev: Event) -> None:
+        self.m.polls[str(ev.get("pid"))] = _Poll(ev, state=str(ev.get("state", "open")))
+
+    def _on_ballot(self, ev: Event) -> None:
+        poll = self.m.polls.get(str(ev.get("pid")))
+        if poll is not None:
+            poll.ballots[str(ev.get("uid"))] = tuple(int(c) for c in ev.get("choices") or ())
+
+    def _on_pollstate(self, ev: Event) -> None:
+        poll = self.m.polls.get(str(ev.get("pid")))
+        if poll is not None:
+            poll.state = str(ev.get("state"))
 
     def _who(self, uid: object, name: object) -> str:
         return UNNAMED if str(uid) in self.unnamed else _person(uid, name)
@@ -419,10 +457,16 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 # --- Markdown ------------------------------------------------------------------------
 
 
-def _speaker(ev: Event) -> str:
-    """How the author of a post or answer is shown in the public parts."""
+def _speaker(ev: Event, unnamed: frozenset[str] = frozenset()) -> str:
+    """How the author of a post or answer is shown in the public parts (someone who
+    asked anonymously in the session is "a participant" there too: the minutes never
+    name them, so that nothing in them can be set beside the anonymous question)."""
+    if str(ev.get("uid")) in unnamed:
+        return UNNAMED
     name = md_escape(one_line(str(ev.get("name", ""))))
     role = ev.get("role")
+    if ev.get("affiliation") and not ev.get("guest"):  # a signed-in person's badge
+        name += f", {md_escape(one_line(str(ev['affiliation'])))}"
     if ev.get("guest"):
         return f"{name} (guest)"
     if role in ("speaker", "moderator"):
@@ -461,7 +505,7 @@ def _questions_section(m: _Minutes) -> list[str]:
         out += ["No questions were asked.", ""]
     for number, q in enumerate(_question_order(public), start=1):
         ev = q.ev
-        who = "anonymously" if q.anonymous else f"by {_speaker(ev)}"
+        who = "anonymously" if q.anonymous else f"by {_speaker(ev, m.unnamed)}"
         lead = f"{number}. "
         pad = " " * len(lead)
         out.append(f"{lead}“{md_text(str(ev.get('text', '')), pad)}”  ")
@@ -472,7 +516,7 @@ def _questions_section(m: _Minutes) -> list[str]:
         out.append(f"{pad}{'; '.join(facts)}.")
         for answer in q.answers:
             text = md_text(str(answer.get("text", "")), pad + "  ")
-            out.append(f"{pad}- Answer from {_speaker(answer)} at "
+            out.append(f"{pad}- Answer from {_speaker(answer, m.unnamed)} at "
                        f"{m.clock(int(answer.get('ts', 0)))}: {text}")
         out.append("")
     notes = []
@@ -487,6 +531,27 @@ def _questions_section(m: _Minutes) -> list[str]:
     return out
 
 
+def _polls_section(m: _Minutes) -> list[str]:
+    """Each poll with its options and final counts; never who chose what."""
+    if not m.polls:
+        return []
+    out = ["## Polls", ""]
+    for number, poll in enumerate(m.polls.values(), start=1):
+        ev = poll.ev
+        lead = f"{number}. "
+        pad = " " * len(lead)
+        out.append(f"{lead}“{md_text(str(ev.get('question', '')), pad)}”  ")
+        kind = "several answers allowed" if ev.get("multi") else "one answer each"
+        state = "open when the record ends" if poll.state == "open" else "closed"
+        out.append(f"{pad}Opened at {m.clock(int(ev.get('ts', 0)))}; {kind}; {state}; "
+                   f"{_plural(len([b for b in poll.ballots.values() if b]), 'person', 'people')} "
+                   "voted.")
+        for option, count in zip(poll.options, poll.counts, strict=True):
+            out.append(f"{pad}- {md_text(option, pad + '  ')}: {_plural(count, 'vote')}")
+        out.append("")
+    return out
+
+
 def _post_line(m: _Minutes, post: _Post) -> str:
     ev = post.ev
     when = m.clock(int(ev.get("ts", 0)))
@@ -494,9 +559,9 @@ def _post_line(m: _Minutes, post: _Post) -> str:
         return f"- {when} {post.removed}"
     text = md_text(str(ev.get("text", "")), "  ")
     if ev.get("announcement"):
-        who = f"Announcement from {_speaker(ev)}"
+        who = f"Announcement from {_speaker(ev, m.unnamed)}"
     else:
-        who = _speaker(ev)
+        who = _speaker(ev, m.unnamed)
     reply_to = ev.get("reply_to")
     if reply_to is not None:
         target = m.posts.get(str(reply_to))
@@ -505,7 +570,7 @@ def _post_line(m: _Minutes, post: _Post) -> str:
         elif target.removed is not None:
             who += ", replying to a removed post"
         else:
-            who += (f", replying to {_speaker(target.ev)} at "
+            who += (f", replying to {_speaker(target.ev, m.unnamed)} at "
                     f"{m.clock(int(target.ev.get('ts', 0)))}")
     return f"- {when} {who}: {text}"
 
@@ -520,13 +585,15 @@ def to_markdown(log: RoomLog) -> str:
     out += [f"{where}, {md_escape(log.conference)}." if log.conference else f"{where}.", ""]
     out.append(f"- **When:** {session_time(session)}")
     if session is not None and session.speakers:
-        out.append(f"- **Speakers:** {', '.join(md_escape(s) for s in session.speakers)}")
+        named = [f"{s} ({session.affiliation(i)})" if session.affiliation(i) else s
+                 for i, s in enumerate(session.speakers)]
+        out.append(f"- **Speakers:** {', '.join(md_escape(s) for s in named)}")
     posts = list(m.posts.values())
     removed_posts = sum(1 for p in posts if p.removed is not None)
     public_qs = [q for q in m.questions.values() if q.public]
     removed_qs = sum(1 for q in public_qs if q.removed)
     people = {str(ev.get("uid")) for ev in events
-              if ev.get("t") in ("msg", "q", "vote") and ev.get("uid")}
+              if ev.get("t") in ("msg", "q", "vote", "ballot") and ev.get("uid")}
     if events:
         first, last = int(events[0].get("ts", 0)), int(events[-1].get("ts", 0))
         span = (f"{_day(_dt(first))}, {m.clock(first)} to {m.clock(last)}"
@@ -547,6 +614,7 @@ def to_markdown(log: RoomLog) -> str:
                 f"begins at event {start}; earlier events are not in it.", ""]
 
     out += _questions_section(m)
+    out += _polls_section(m)
 
     out += ["## Pinned posts", ""]
     pinned = [p for p in posts if p.pinned and p.removed is None]
@@ -583,6 +651,24 @@ def _cell(column: str, value: Any) -> str:
     return text
 
 
+def unattributed(events: Iterable[Event]) -> list[Event]:
+    """The events with each ballot's ``uid`` replaced by ``voter``, a number within its
+    poll: a ballot that replaces an earlier one can be told apart (so the counts can be
+    recomputed), but no transcript says who chose what."""
+    voters: dict[tuple[object, object], int] = {}
+    per_poll: dict[object, int] = {}
+    out: list[Event] = []
+    for ev in events:
+        if ev.get("t") == "ballot":
+            pid = ev.get("pid")
+            key = (pid, ev.get("uid"))
+            if key not in voters:
+                voters[key] = per_poll[pid] = per_poll.get(pid, 0) + 1
+            ev = {**{k: v for k, v in ev.items() if k != "uid"}, "voter": voters[key]}
+        out.append(ev)
+    return out
+
+
 def to_csv(log: RoomLog) -> str:
     """Every event of the log, one row each, ``seq`` first; the rest of an event's keys
     go to ``extra`` as JSON. Times are ISO 8601 UTC. Text cells that a spreadsheet
@@ -591,7 +677,7 @@ def to_csv(log: RoomLog) -> str:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     known = set(CSV_COLUMNS) | {"t"}
-    for ev in log.events:
+    for ev in unattributed(log.events):
         row = {"type": ev.get("t"), **{k: v for k, v in ev.items() if k in known and k != "t"}}
         extra = {k: ev[k] for k in sorted(ev) if k not in known}
         row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
@@ -602,7 +688,7 @@ def to_csv(log: RoomLog) -> str:
 def to_json_obj(log: RoomLog) -> dict[str, Any]:
     """The header (room, title, epoch...) and every event as logged."""
     session = log.session
-    events = list(log.events)
+    events = unattributed(log.events)
     return {
         "version": JSON_VERSION,
         "room": log.room,

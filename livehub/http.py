@@ -50,6 +50,8 @@ def session_wire(session: Session) -> dict[str, Any]:
         "ends": session.ends.isoformat() if session.ends else None,
         "day": session.day.isoformat() if session.day else None,
         "speakers": list(session.speakers),
+        # One per speaker: a badge such as "Eastmere District Council", or null.
+        "affiliations": [session.affiliation(i) or None for i in range(len(session.speakers))],
         "description": session.description,
     }
 

@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol
 
 import structlog
 
-from livehub import metrics
+from livehub import metrics, polls
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -190,14 +190,17 @@ class Connection:
 
     def __init__(self, outlet: Outlet, codec: Codec, identity: Identity, ip: str,
                  max_queue: int, addr: str | None = None, *, flusher: Flusher,
-                 max_queue_bytes: int = 4 * 1024 * 1024) -> None:
+                 watch: bool = False, max_queue_bytes: int = 4 * 1024 * 1024) -> None:
         self.outlet = outlet
         self.flusher = flusher
         self.codec = codec
         # ``addr``: the client address's key (livehub.addresses); only guests carry it
-        # into the log, where guest bans and per-address limits count by it.
-        self.actor = core.Actor(identity.uid, identity.name, identity.role, identity.guest,
-                                addr=addr if identity.guest else None)
+        # into the log, where guest bans and per-address limits count by it. A watcher
+        # reads as a participant, whatever its token says (PROTOCOL.md).
+        self.actor = core.Actor(identity.uid, identity.name,
+                                Role.PARTICIPANT if watch else identity.role, identity.guest,
+                                affiliation=None if identity.guest else identity.affiliation,
+                                watch=watch, addr=addr if identity.guest else None)
         self.ip = ip
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes  # the queue's frames' len() (JSON: characters)
@@ -319,6 +322,8 @@ class RoomReplica:
         self._backlog: list[tuple[str, list[Event]]] = []
         self._filling = False
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
+        self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
+        self.watchers = 0  # connections in ``conns`` that watch (not counted online)
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
         self.reported_online = -1
@@ -434,6 +439,7 @@ class RoomReplica:
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
         self.recent.clear()
         self._votes.clear()
+        self._tallies.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
         asyncio.get_running_loop().create_task(self._reload())
@@ -460,7 +466,10 @@ class RoomReplica:
         if t == "vote":
             self._vote_changed(ev)
             return
-        if self._votes:
+        if t == "ballot":
+            self._tally_changed(ev)
+            return
+        if self._votes or self._tallies:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
         if t == "ban":
@@ -490,6 +499,13 @@ class RoomReplica:
 
     def _vote_changed(self, ev: Event) -> None:
         self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
+        self._schedule_flush()
+
+    def _tally_changed(self, ev: Event) -> None:
+        self._tallies[ev["pid"]] = (ev["seq"], ev["ts"])
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         window = self.hub.config.vote_window
         if window <= 0:
             self.flush_votes()
@@ -497,13 +513,23 @@ class RoomReplica:
             self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
 
     def flush_votes(self) -> None:
-        """One ``votes`` event per question changed since the last flush."""
+        """One ``votes`` event per question, and one ``tally`` per poll, changed since
+        the last flush, in ``seq`` order (so each client's stream keeps rising)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
-        pending, self._votes = self._votes, {}
-        for qid, (seq, ts) in sorted(pending.items(), key=lambda kv: kv[1][0]):
-            q = self.state.questions.get(qid)
+        votes, self._votes = self._votes, {}
+        tallies, self._tallies = self._tallies, {}
+        pending = [(seq, ts, qid, True) for qid, (seq, ts) in votes.items()]
+        pending += [(seq, ts, pid, False) for pid, (seq, ts) in tallies.items()]
+        for seq, ts, key, is_vote in sorted(pending):
+            if not is_vote:
+                poll = self.state.polls.get(key)
+                if poll is not None:
+                    tally = polls.tally_event(poll, seq, ts)
+                    self.broadcast(lambda role, ev=tally: ev)  # type: ignore[misc]
+                continue
+            q = self.state.questions.get(key)
             if q is None:
                 continue
             ev = core.votes_event(q, seq, ts)
@@ -511,14 +537,22 @@ class RoomReplica:
             self.broadcast(lambda role, ev=ev, hidden=hidden:  # type: ignore[misc]
                            None if hidden and not role.is_staff else ev)
 
+    def people(self) -> int:
+        """Connections counted in ``online`` here: watchers are not."""
+        return len(self.conns) - self.watchers
+
     # -- membership -----------------------------------------------------------------
 
     def add(self, conn: Connection) -> None:
         conn.replica = self
+        if conn.actor.watch and conn not in self.conns:
+            self.watchers += 1
         self.conns.add(conn)
         self.audiences.setdefault((conn.role, conn.codec), set()).add(conn)
 
     def remove(self, conn: Connection) -> None:
+        if conn.actor.watch and conn in self.conns:
+            self.watchers -= 1
         self.conns.discard(conn)
         group = self.audiences.get((conn.role, conn.codec))
         if group is not None:
@@ -537,8 +571,13 @@ class RoomReplica:
             "online": online,
             "pinned": core.pinned(state),
             "questions": core.questions_view(state, role),
+            "polls": polls.welcome_polls(state),
         }
         me = frame["me"]
+        if conn.actor.affiliation:
+            me["affiliation"] = conn.actor.affiliation
+        if conn.actor.watch:
+            me["watch"] = True
         if conn.actor.guest:
             me["guest"] = True
             if conn.guest_token:
@@ -547,6 +586,9 @@ class RoomReplica:
         if state.is_muted(conn.actor.uid, now):
             me["muted_until"] = state.mutes[conn.actor.uid]
         me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        # The person's own last ballot in each poll, so their choices show after a reload.
+        me["ballots"] = {poll.pid: list(poll.ballots[conn.actor.uid])
+                         for poll in state.polls.values() if conn.actor.uid in poll.ballots}
         if role is Role.MODERATOR:
             frame["moderation"] = {
                 "mutes": [{"uid": uid, "name": state.names.get(uid), "until": until}
@@ -695,12 +737,12 @@ class Hub:
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
-            await self._set_online(replica, len(replica.conns) + 1)
+            await self._set_online(replica, replica.people() + (not conn.actor.watch))
             online = (await self._online([room])).get(room, 0)
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
-        online = max(online, len(replica.conns))
+        online = max(online, replica.people())
         conn.send(replica.welcome(conn, since, epoch, older, online))
         self.update_gauges()
 
@@ -743,7 +785,7 @@ class Hub:
             replica.reported_online = -1
 
     async def _report_online(self, replica: RoomReplica) -> None:
-        n = len(replica.conns)
+        n = replica.people()
         if n != replica.reported_online:
             replica.reported_online = n
             try:
@@ -756,7 +798,7 @@ class Hub:
             return await self.broker.online(rooms)
         except BrokerUnavailable:
             metrics.BROKER_ERRORS.labels("online").inc()
-            return {r: len(self.replicas[r].conns) if r in self.replicas else 0 for r in rooms}
+            return {r: self.replicas[r].people() if r in self.replicas else 0 for r in rooms}
 
     async def online_all(self) -> dict[str, int]:
         return await self._online([s.slug for s in self.programme.sessions])
@@ -778,7 +820,7 @@ class Hub:
             return
         counts = await self._online([r.id for r in replicas])
         for replica in replicas:
-            online = max(counts.get(replica.id, 0), len(replica.conns))
+            online = max(counts.get(replica.id, 0), replica.people())
             if online != replica.last_online:
                 replica.last_online = online
                 frame = {"t": "presence", "online": online}
@@ -873,6 +915,8 @@ class Hub:
                              f"in {check.window_ms // 1000} s in this room",
             "guest_votes": f"{check.limit} guests from your address have already voted "
                            "for this question",
+            "guest_ballots": f"{check.limit} guests from your address have already voted "
+                             "in this poll",
         }.get(check.label, "over a limit")
         return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: nothing was published",
                              req.id)

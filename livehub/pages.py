@@ -34,20 +34,22 @@ STATIC_DIR = (_CHECKOUT_STATIC if _CHECKOUT_STATIC.is_dir()
 _HOST_RE = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 
 
-def content_security_policy(host: str | None) -> str:
+def content_security_policy(host: str | None, frame_ancestors: str = "'none'") -> str:
     """The pages' CSP; ``connect-src`` names the WebSocket origins explicitly
-    because older browsers do not let ``'self'`` cover ``ws:``/``wss:``."""
+    because older browsers do not let ``'self'`` cover ``ws:``/``wss:``. Only the
+    embed view lets other sites frame it (``frame_ancestors``)."""
     connect = "'self'"
     if host and _HOST_RE.fullmatch(host):
         connect += f" ws://{host} wss://{host}"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; "
             f"connect-src {connect}; img-src 'self' data:; font-src 'self'; "
-            "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+            f"object-src 'none'; frame-ancestors {frame_ancestors}; base-uri 'none'; "
             "form-action 'self'")
 
 
 def _is_page_path(path: str) -> bool:
-    return path == "/" or path.startswith(("/room/", "/static/"))
+    return path == "/" or path.startswith(("/room/", "/static/", "/present/", "/embed/",
+                                           "/record/"))
 
 
 class SecurityHeaders:
@@ -57,8 +59,9 @@ class SecurityHeaders:
     responses pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, embed_origins: list[str] | None = None) -> None:
         self.app = app
+        self.embed_ancestors = " ".join(embed_origins or []) or "'none'"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +75,10 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 if _is_page_path(path) or headers.get("content-type", "").startswith(
                         "text/html"):
-                    headers["Content-Security-Policy"] = content_security_policy(host)
+                    ancestors = (self.embed_ancestors if path.startswith("/embed/")
+                                 else "'none'")
+                    headers["Content-Security-Policy"] = content_security_policy(host,
+                                                                                 ancestors)
                     headers["X-Content-Type-Options"] = "nosniff"
                     headers["Referrer-Policy"] = "no-referrer"
                     headers["Cross-Origin-Opener-Policy"] = "same-origin"
@@ -136,7 +142,8 @@ def room_html(conference: str, title: str, slug: str) -> str:
 <nav class="breadcrumbs" aria-label="Breadcrumb"><a href="/">Programme</a></nav>
 <h1 id="room-title">{t}</h1>
 <p class="room-meta"><span id="room-state" class="badge">Connecting…</span>
-<span id="online"></span> <span id="me" class="me"></span></p>
+<span id="online"></span> <span id="me" class="me"></span>
+<a id="present-link" href="/present/{escape(slug)}" hidden>Presentation view</a></p>
 <p id="signin-offer" class="signin-offer" hidden><a class="button"
  href="/auth/login?next=/room/{escape(slug)}">Sign in</a> with your organisation's
 account, if you work for the organisers.</p>
@@ -205,6 +212,24 @@ Announce new messages</label>
 <section id="stage" class="stage" aria-labelledby="stage-heading">
 <h3 id="stage-heading">On stage now</h3>
 <div id="stage-body"><p class="empty">No question is on stage.</p></div>
+</section>
+<section id="polls" class="polls" aria-labelledby="polls-heading" hidden>
+<h3 id="polls-heading">Polls</h3>
+<p id="polls-empty" class="empty">No polls yet.</p>
+<div id="polls-list"></div>
+<form id="poll-form" class="poll-new stack composer" novalidate hidden>
+<h4 id="poll-new-heading">New poll</h4>
+<label for="poll-question">Poll question</label>
+<input id="poll-question" type="text" maxlength="300" autocomplete="off"
+ aria-describedby="poll-error">
+<fieldset id="poll-options-set"><legend class="visually-hidden">Options</legend>
+<div id="poll-options" class="stack"></div></fieldset>
+<p><button type="button" id="poll-add-option" class="button button--small">Add option</button></p>
+<label class="check"><input id="poll-multi" type="checkbox"> Allow several answers</label>
+<button type="submit" class="button button--primary">Open poll</button>
+<p id="poll-error" class="error" role="alert"></p>
+<p id="poll-status" class="status" role="status"></p>
+</form>
 </section>
 <form id="ask-form" class="composer" novalidate>
 <label for="question">Your question</label>
@@ -311,5 +336,5 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def middleware() -> list[Middleware]:
-    return [Middleware(SecurityHeaders)]
+def middleware(embed_origins: list[str] | None = None) -> list[Middleware]:
+    return [Middleware(SecurityHeaders, embed_origins=embed_origins)]

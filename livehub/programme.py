@@ -10,7 +10,8 @@ The file format is the one in PROTOCOL.md ("Programme file (TOML)")::
     title = "Opening keynote"
     starts = 2009-04-06T10:00:00Z   # optional
     ends = 2009-04-06T11:00:00Z     # optional
-    speakers = ["Cllr A. Example"]  # optional, display only
+    speakers = ["Cllr A. Example"]  # optional, display only; an entry may also be
+                                    # {name = "Cllr B. Example", affiliation = "Eastmere DC"}
     description = "..."             # optional, display only
     guests = true                   # optional room settings, defaults shown
     premoderate = false
@@ -62,6 +63,7 @@ from pydantic import (
     field_validator,
 )
 
+from livehub.auth import affiliation_problem
 from livehub.signin_rules import SignInRules, parse_sign_in
 
 __all__ = [
@@ -101,6 +103,11 @@ class Session:
     premoderate: bool = False
     slow_mode: int = 0
     description: str = ""
+    # One per speaker, in the same order: the badge shown beside the name ("" for none).
+    affiliations: tuple[str, ...] = ()
+
+    def affiliation(self, index: int) -> str:
+        return self.affiliations[index] if index < len(self.affiliations) else ""
 
     @property
     def day(self) -> date | None:
@@ -230,6 +237,22 @@ def _not_blank(value: str) -> str:
 _Text = Annotated[str, AfterValidator(_not_blank)]
 
 
+def _one_line_badge(value: str) -> str:
+    problem = affiliation_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class _SpeakerModel(BaseModel):
+    """A speaker with a badge: ``{name = "...", affiliation = "..."}``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: _Text
+    affiliation: Annotated[str, AfterValidator(_one_line_badge)]
+
+
 class _ConferenceModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -243,7 +266,7 @@ class _SessionModel(BaseModel):
     title: _Text
     starts: AwareDatetime | None = None
     ends: AwareDatetime | None = None
-    speakers: list[_Text] = Field(default_factory=list)
+    speakers: list[_Text | _SpeakerModel] = Field(default_factory=list)
     description: str = ""
     guests: bool = True
     premoderate: bool = False
@@ -275,7 +298,9 @@ _EXPECTED: dict[str, str] = {
     "title": "must be a non-empty string",
     "starts": "must be a TOML date-time with a UTC offset, e.g. 2009-04-06T10:00:00Z",
     "ends": "must be a TOML date-time with a UTC offset, e.g. 2009-04-06T11:00:00Z",
-    "speakers": 'must be a list of names, e.g. ["Cllr A. Example"]',
+    "speakers": ('must be a list of names, e.g. ["Cllr A. Example"], each name or '
+                 '{name = "...", affiliation = "..."} (an affiliation of 1 to 80 '
+                 'characters on one line)'),
     "description": "must be a string",
     "guests": "must be true or false",
     "premoderate": "must be true or false",
@@ -397,7 +422,9 @@ def _check_sessions(document: Mapping[str, Any], source: str, problems: list[str
                     title=model.title,
                     starts=model.starts,
                     ends=model.ends,
-                    speakers=tuple(model.speakers),
+                    speakers=tuple(s if isinstance(s, str) else s.name
+                                   for s in model.speakers),
+                    affiliations=_affiliations(model.speakers),
                     guests=model.guests,
                     premoderate=model.premoderate,
                     slow_mode=model.slow_mode,
@@ -405,6 +432,12 @@ def _check_sessions(document: Mapping[str, Any], source: str, problems: list[str
                 )
             )
     return sessions
+
+
+def _affiliations(speakers: Sequence[str | _SpeakerModel]) -> tuple[str, ...]:
+    """Each speaker's badge ("" for none); empty when nobody has one."""
+    badges = tuple("" if isinstance(s, str) else s.affiliation for s in speakers)
+    return badges if any(badges) else ()
 
 
 def _session_label(entry: object, number: int, positions: Mapping[str, list[int]]) -> str:
@@ -476,7 +509,9 @@ def _field_problem(name: str, value: object, kind: str, rest: tuple[int | str, .
         index = rest[0]
         if index < len(value):
             item = value[index]
-            what = "must not be empty" if isinstance(item, str) else "must be a string"
+            what = ("must not be empty" if isinstance(item, str) else
+                    "needs a name and an affiliation" if isinstance(item, dict) else
+                    "must be a string")
             return f"{expected}: item {index + 1} {what} (got {_show(item)})"
     return f"{expected} (got {_show(value)})"
 

@@ -28,6 +28,7 @@ class ErrorCode(enum.StrEnum):
     TOO_LONG = "too_long"
     NOT_FOUND = "not_found"
     ROOM_CLOSED = "room_closed"
+    POLL_CLOSED = "poll_closed"
     UNAVAILABLE = "unavailable"
 
 
@@ -78,6 +79,7 @@ class Hello(Request, frozen=True):
     name: str | None = None
     since: Seq | None = None
     epoch: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    watch: bool = False  # read-only: the presentation view and embeds
 
 
 class Post(Request, frozen=True):
@@ -171,6 +173,32 @@ class Settings(Request, frozen=True):
     state: RoomStateName | None = None
 
 
+# Polls: lengths of the texts are checked by the room core (too_long, bad_frame);
+# the counts of options and choices here (bad_frame).
+PollOptions = Annotated[list[str], msgspec.Meta(min_length=2, max_length=10)]
+PollChoices = Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=9)]],
+                        msgspec.Meta(min_length=1, max_length=10)]
+
+
+class OpenPoll(Request, frozen=True):
+    t: ClassVar[str] = "poll"
+    question: str
+    options: PollOptions
+    multi: bool = False
+
+
+class Ballot(Request, frozen=True):
+    t: ClassVar[str] = "ballot"
+    pid: Ident
+    choices: PollChoices
+
+
+class SetPollState(Request, frozen=True):
+    t: ClassVar[str] = "pollstate"
+    pid: Ident
+    state: Literal["open", "closed"]
+
+
 class Ping(Request, frozen=True):
     """Extension: an application-level round trip; answered with ``ok``."""
 
@@ -181,7 +209,7 @@ REQUEST_TYPES: Final[dict[str, type[Request]]] = {
     cls.t: cls
     for cls in (
         Hello, Post, Ask, Vote, Answer, SetQState, Pin, Unpin, Delete,
-        Mute, Unmute, Ban, Unban, Settings, Ping,
+        Mute, Unmute, Ban, Unban, Settings, Ping, OpenPoll, Ballot, SetPollState,
     )
 }
 
@@ -327,6 +355,8 @@ def _check_text_fields(req: Request) -> None:
         problem = name_problem(req.name)
         if problem is not None:
             raise ProtocolError(ErrorCode.BAD_FRAME, problem, req.id)
+    if isinstance(req, Hello) and req.watch and req.name is not None:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "a watcher joins without a name", req.id)
 
 
 # --- server frames -----------------------------------------------------------

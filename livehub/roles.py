@@ -41,6 +41,9 @@ PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "ban": MODERATORS,
     "unban": MODERATORS,
     "settings": MODERATORS,
+    "poll": STAFF,
+    "pollstate": STAFF,
+    "ballot": ALL,
 }
 
 # Roles exempt from slow mode and from a closed room's refusal of posts.

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from livehub import polls
 from livehub import protocol as p
 from livehub.protocol import ErrorCode, ProtocolError
 from livehub.roles import CLOSED_ROOM_EXEMPT, SLOW_MODE_EXEMPT, Role, may
@@ -55,6 +56,8 @@ class Actor:
     name: str
     role: Role
     guest: bool = False
+    affiliation: str | None = None  # a signed-in person's badge; guests never have one
+    watch: bool = False  # a read-only watcher: refused every request but ping
     # For guests: a keyed hash of the client address (see ``livehub.addresses``), which
     # guest bans and per-address limits count by. None for signed-in people.
     addr: str | None = None
@@ -91,6 +94,7 @@ class Question:
     ts: int
     anonymous: bool = False
     guest: bool = False
+    affiliation: str | None = None
     voters: set[str] = field(default_factory=set)
     answers: list[Event] = field(default_factory=list)
     # seq of the event that first showed it to participants (None: they have not seen
@@ -119,6 +123,7 @@ class RoomState:
     last_post: dict[str, int] = field(default_factory=dict)  # uid -> ts of last accepted post
     names: dict[str, str] = field(default_factory=dict)  # uid -> last display name seen
     deleted: set[str] = field(default_factory=set)  # removed mids and qids
+    polls: dict[str, polls.Poll] = field(default_factory=dict)  # pid -> poll, oldest first
     private_mutes: set[str] = field(default_factory=set)  # muted through anonymous questions
     guest_addrs: dict[str, str] = field(default_factory=dict)  # guest uid -> address key
     # address key -> the banned guests it came from: new guests from there are refused
@@ -161,6 +166,8 @@ def decide(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Deci
     Raises :class:`ProtocolError` for a refusal; nothing is changed then.
     """
     rid = req.id
+    if actor.watch and req.t != "ping":
+        raise ProtocolError(ErrorCode.FORBIDDEN, "a watcher may only watch", rid)
     if not may(actor.role, req.t):
         raise ProtocolError(ErrorCode.FORBIDDEN, f"a {actor.role} may not {req.t}", rid)
     if actor.uid in state.bans:
@@ -178,6 +185,13 @@ def decide(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Deci
 
 def _by(actor: Actor) -> dict[str, Any]:
     return {"by": actor.uid, "by_name": actor.name}
+
+
+def _badge(ev: Event, actor: Actor) -> Event:
+    """Adds the actor's affiliation badge to ``ev`` (guests never carry one)."""
+    if actor.affiliation and not actor.guest:
+        ev["affiliation"] = actor.affiliation
+    return ev
 
 
 def _mark_guest(ev: Event, actor: Actor) -> Event:
@@ -227,7 +241,7 @@ def _post(state: RoomState, actor: Actor, req: p.Post, ctx: Context) -> Decision
     if req.reply_to is not None:
         ev["reply_to"] = req.reply_to
     _mark_guest(ev, actor)
-    return Decision([ev], {"mid": ctx.new_id}, ref=ctx.new_id)
+    return Decision([_badge(ev, actor)], {"mid": ctx.new_id}, ref=ctx.new_id)
 
 
 def _ask(state: RoomState, actor: Actor, req: p.Ask, ctx: Context) -> Decision:
@@ -239,6 +253,8 @@ def _ask(state: RoomState, actor: Actor, req: p.Ask, ctx: Context) -> Decision:
                  "ts": ctx.now}
     if req.anonymous:
         ev["anonymous"] = True
+    else:
+        _badge(ev, actor)
     _mark_guest(ev, actor)
     return Decision([ev], {"qid": ctx.new_id}, ref=ctx.new_id)
 
@@ -261,7 +277,7 @@ def _answer(state: RoomState, actor: Actor, req: p.Answer, ctx: Context) -> Deci
     q = _visible_question(state, actor, req.qid, req.id)
     ev: Event = {"t": "answer", "qid": q.qid, "uid": actor.uid, "name": actor.name,
                  "role": str(actor.role), "text": req.text, "ts": ctx.now}
-    return Decision([ev])
+    return Decision([_badge(ev, actor)])
 
 
 def _qstate(state: RoomState, actor: Actor, req: p.SetQState, ctx: Context) -> Decision:
@@ -401,10 +417,26 @@ def _ping(state: RoomState, actor: Actor, req: p.Ping, ctx: Context) -> Decision
     return Decision([])
 
 
+def _poll(state: RoomState, actor: Actor, req: p.OpenPoll, ctx: Context) -> Decision:
+    if not state.open and actor.role not in CLOSED_ROOM_EXEMPT:
+        raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room is closed", req.id)
+    return Decision(*polls.open_poll(state, actor, req, ctx))
+
+
+def _ballot(state: RoomState, actor: Actor, req: p.Ballot, ctx: Context) -> Decision:
+    return Decision(*polls.ballot(state, actor, req, ctx))
+
+
+def _pollstate(state: RoomState, actor: Actor, req: p.SetPollState, ctx: Context
+               ) -> Decision:
+    return Decision(*polls.set_state(state, actor, req, ctx))
+
+
 _HANDLERS: Final[dict[type[p.Request], Any]] = {
     p.Post: _post, p.Ask: _ask, p.Vote: _vote, p.Answer: _answer, p.SetQState: _qstate,
     p.Pin: _pin, p.Unpin: _pin, p.Delete: _delete, p.Mute: _mute, p.Unmute: _unmute,
     p.Ban: _ban, p.Unban: _ban, p.Settings: _settings, p.Ping: _ping,
+    p.OpenPoll: _poll, p.Ballot: _ballot, p.SetPollState: _pollstate,
 }
 
 
@@ -449,6 +481,7 @@ def _fold_q(state: RoomState, ev: Event) -> None:
         qid=ev["qid"], uid=ev["uid"], name=ev["name"], text=ev["text"], state=ev["state"],
         seq=ev["seq"], ts=ev["ts"], anonymous=bool(ev.get("anonymous")),
         guest=bool(ev.get("guest")), shown=None if ev["state"] == "pending" else ev["seq"],
+        affiliation=ev.get("affiliation"),
     )
 
 
@@ -559,6 +592,7 @@ _FOLDS: Final[dict[str, Any]] = {
     "qstate": _fold_qstate, "pin": _fold_pin, "unpin": _fold_unpin, "del": _fold_del,
     "mute": _fold_mute, "unmute": _fold_unmute, "ban": _fold_ban, "unban": _fold_unban,
     "room": _fold_room,
+    "poll": polls.fold_poll, "ballot": polls.fold_ballot, "pollstate": polls.fold_pollstate,
 }
 
 
@@ -604,6 +638,8 @@ def question_view(q: Question, role: Role, *, seq: int | None = None,
         ev["anonymous"] = True
     if q.guest and not hide:
         ev["guest"] = True
+    if q.affiliation and not hide:
+        ev["affiliation"] = q.affiliation
     if with_answers:
         ev["answers"] = [_public(a) for a in q.answers]
     return ev
@@ -638,8 +674,8 @@ def view(state: RoomState, ev: Event, role: Role) -> Event | None:
             hidden.pop("affiliation", None)
             return hidden
         return client_copy(ev)
-    if t == "vote":
-        return None
+    if t in ("vote", "ballot"):
+        return None  # the hub sends coalesced ``votes`` / ``tally`` events instead
     if t == "qstate":
         if not staff:
             q = state.questions.get(ev["qid"])
@@ -702,12 +738,20 @@ def replay(state: RoomState, events: Iterable[Event], role: Role) -> list[Event]
     """
     evs = list(events)
     last_vote: dict[str, int] = {}
+    last_ballot: dict[str, int] = {}
     for ev in evs:
         if ev["t"] == "vote":
             last_vote[ev["qid"]] = ev["seq"]
+        elif ev["t"] == "ballot":
+            last_ballot[ev["pid"]] = ev["seq"]
     out: list[Event] = []
     for ev in evs:
         t = ev["t"]
+        if t == "ballot":  # ballots fold into one ``tally`` per poll, as votes do
+            poll = state.polls.get(ev["pid"])
+            if last_ballot.get(ev["pid"]) == ev["seq"] and poll is not None:
+                out.append(polls.tally_event(poll, ev["seq"], ev["ts"]))
+            continue
         if t == "vote":
             q = state.questions.get(ev["qid"])
             if (last_vote.get(ev["qid"]) == ev["seq"] and q is not None

@@ -21,7 +21,7 @@ from livehub import metrics
 from livehub import protocol as p
 from livehub import room as core
 from livehub.addresses import address_key
-from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify
+from livehub.auth import GUEST_TTL, AuthError, Identity, guest, mint, verify, watcher
 from livehub.broker.base import BrokerUnavailable
 from livehub.config import Config
 from livehub.hub import Connection, Hub
@@ -234,6 +234,8 @@ async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.H
         return identity
     if not await _admits_guests(ws, hub, room, codec, hello, ip):
         return None
+    if hello.watch:
+        return watcher()
     if hello.name is None:
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
@@ -310,7 +312,9 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         await _refuse(ws, CloseCode.TRY_AGAIN, "broker unavailable", room=room, ip=ip)
         return
     addr = address_key(ws.app.state.secret, ip)
-    new_guest = identity.guest and hello.token is None
+    # A watcher only reads: it is no guest identity, so guest bans by address and the
+    # new-guest-names budget leave it alone (a council office's embeds share one address).
+    new_guest = identity.guest and hello.token is None and not hello.watch
     if identity.uid in replica.state.bans or (
             new_guest and core.address_banned(replica.state, addr)):
         await _send_direct(ws, codec, p.error_frame(
@@ -325,8 +329,8 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         await ws.close(code=CloseCode.SERVER_ERROR)
         return
     conn = Connection(outlet, codec, identity, ip, config.send_queue, addr=addr,
-                      flusher=hub.flusher)
-    if identity.guest:
+                      flusher=hub.flusher, watch=hello.watch)
+    if identity.guest and not hello.watch:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
     try:

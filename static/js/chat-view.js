@@ -3,7 +3,8 @@
 
 import { h, hidden, reconcile } from './dom.js';
 import { shorten } from './format.js';
-import { action, byline, errorLine, muteMenu } from './parts.js';
+import { actionsMenu, menuItem, muteItems } from './actions-menu.js';
+import { action, byline, errorLine } from './parts.js';
 
 export class ChatView {
   constructor({ list, pinnedList, pinnedSection, empty, scroller }) {
@@ -86,12 +87,19 @@ function post(n, ctx) {
       h('p', { class: 'post__text' }, msg.text),
       h('div', { class: 'actions' },
         action('Reply', `to ${msg.name}`, { ...data, action: 'reply' }),
-        staff ? (state.pinned.has(msg.mid)
+        // A moderator's many actions sit behind one "Actions" menu, so a busy room stays readable.
+        moderator ? actionsMenu(`post-${msg.mid}`, mine ? 'your post' : about, [
+          state.pinned.has(msg.mid)
+            ? menuItem('Unpin', about, { ...data, action: 'unpin' })
+            : menuItem('Pin', about, { ...data, action: 'pin' }),
+          menuItem('Delete', mine ? 'your post' : about, { ...data, action: 'delete' }, { variant: 'actions-menu__item--warning' }),
+          mine ? null : menuItem('Ban', msg.name, { action: 'ban', uid: msg.uid, name: msg.name, mid: msg.mid }, { variant: 'actions-menu__item--warning' }),
+          mine ? null : muteItems(msg.uid, msg.name),
+        ]) : null,
+        moderator ? null : staff ? (state.pinned.has(msg.mid)
           ? action('Unpin', about, { ...data, action: 'unpin' })
           : action('Pin', about, { ...data, action: 'pin' })) : null,
-        moderator || mine ? action('Delete', mine ? 'your post' : about, { ...data, action: 'delete' }, { variant: 'button--warning' }) : null,
-        moderator && !mine ? action('Ban', msg.name, { action: 'ban', uid: msg.uid, name: msg.name, mid: msg.mid }, { variant: 'button--warning' }) : null,
-        moderator && !mine ? muteMenu(msg.uid, msg.name, `post:${msg.mid}`) : null),
+        !moderator && mine ? action('Delete', 'your post', { ...data, action: 'delete' }, { variant: 'button--warning' }) : null),
       errorLine(ctx.errors.get(msg.mid))),
     h('ol', { class: 'replies', 'aria-label': `Replies to ${msg.name}`, hidden: true }));
 }

@@ -95,6 +95,15 @@ export function reconcile(list, items, { key, sig, build }) {
 }
 
 function carryOver(from, to) {
+  // An open menu button's menu (actions-menu.js) stays open too.
+  for (const b of from.querySelectorAll('[aria-expanded="true"][aria-controls][data-key]')) {
+    const same = to.querySelector(`[data-key="${CSS.escape(b.dataset.key)}"]`);
+    const menu = same && to.querySelector(`#${CSS.escape(same.getAttribute('aria-controls') || '')}`);
+    if (menu) {
+      same.setAttribute('aria-expanded', 'true');
+      menu.hidden = false;
+    }
+  }
   for (const d of from.querySelectorAll('details[open][data-key]')) {
     const same = to.querySelector(`details[data-key="${CSS.escape(d.dataset.key)}"]`);
     if (same) same.open = true;

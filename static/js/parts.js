@@ -14,12 +14,18 @@ export function byline(item, { prefix = '', muted = false } = {}) {
     // <bdi>: a name in another script, or one that tries bidirectional tricks, cannot
     // reorder the words around it.
     h('bdi', { class: 'byline__name' }, item.name),
+    item.affiliation && !item.guest ? affiliation(item.affiliation) : null,
     ROLE_LABEL[item.role] ? h('span', { class: `badge badge--${item.role}` }, ROLE_LABEL[item.role]) : null,
     item.guest ? h('span', { class: 'badge badge--guest' }, 'Guest') : null,
     muted ? h('span', { class: 'badge badge--muted' }, 'Muted') : null,
     typeof item.ts === 'number'
       ? h('time', { class: 'byline__time', datetime: new Date(item.ts).toISOString() }, clock(item.ts))
       : null);
+}
+
+/** A signed-in person's affiliation ("Eastmere District Council"), isolated from the name. */
+export function affiliation(text) {
+  return h('span', { class: 'affiliation' }, h('bdi', {}, text));
 }
 
 /** A button whose visible word is the action and whose context is for screen readers. */

@@ -26,14 +26,28 @@ function liveState(room) {
     h('span', { class: `badge badge--${open ? 'open' : 'closed'}` }, open ? 'Open' : 'Closed'),
     onNow ? h('span', { class: 'badge badge--now' }, 'On now') : null,
     h('span', { class: 'session__online' }, `${plural(room.online, 'person', 'people')} online`),
+    open ? null : h('a', { class: 'session__record', href: `/record/${encodeURIComponent(room.id)}` },
+      'Read the record', h('span', { class: 'visually-hidden' }, ` of ${room.title}`)),
   ];
+}
+
+/** "With Cllr A (Eastmere District Council); Dr B": each name and badge isolated. */
+function speakers(room) {
+  const parts = [];
+  room.speakers.forEach((name, i) => {
+    if (i) parts.push('; ');
+    parts.push(h('bdi', {}, name));
+    const badge = (room.affiliations || [])[i];
+    if (badge) parts.push(' ', h('span', { class: 'affiliation' }, h('bdi', {}, badge)));
+  });
+  return h('p', { class: 'session__speakers' }, 'With ', parts);
 }
 
 function session(room) {
   return h('li', { class: 'session', dataset: { room: room.id } },
     h('h3', { class: 'session__title' }, h('a', { href: `/room/${encodeURIComponent(room.id)}` }, room.title)),
     when(room),
-    room.speakers.length ? h('p', { class: 'session__speakers' }, `With ${room.speakers.join('; ')}`) : null,
+    room.speakers.length ? speakers(room) : null,
     room.description ? h('p', { class: 'session__description' }, room.description) : null,
     h('p', { class: 'session__live' }, liveState(room)));
 }
@@ -69,7 +83,7 @@ async function load() {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const { rooms } = await response.json();
     // Re-render only when the programme itself changed; otherwise update the live parts.
-    const shape = JSON.stringify(rooms.map((r) => [r.id, r.title, r.starts, r.ends, r.speakers, r.description]));
+    const shape = JSON.stringify(rooms.map((r) => [r.id, r.title, r.starts, r.ends, r.speakers, r.affiliations, r.description]));
     if (shape !== shownRooms) {
       shownRooms = shape;
       render(rooms);

@@ -3,7 +3,8 @@
 
 import { h, reconcile } from './dom.js';
 import { clock } from './format.js';
-import { action, byline, errorLine, muteMenu } from './parts.js';
+import { actionsMenu, menuItem, muteItems } from './actions-menu.js';
+import { action, byline, errorLine } from './parts.js';
 
 export class QuestionsView {
   constructor({ stage, queue, queueEmpty, pending, pendingSection }) {
@@ -77,13 +78,19 @@ function question(q, ctx, where) {
         staff && q.state === 'pending' ? action('Approve', 'question', { ...data, action: 'approve' }) : null,
         staff && q.state === 'open' ? action('Put on stage', null, { ...data, action: 'stage' }, { describedby: textId }) : null,
         staff && q.state === 'answering' ? action('Mark answered', null, { ...data, action: 'answered' }, { describedby: textId }) : null,
-        staff ? action('Dismiss', 'question', { ...data, action: 'dismiss' }) : null,
-        moderator || mine ? action('Delete', mine ? 'your question' : 'question', { ...data, action: 'delete-q' }, { variant: 'button--warning' }) : null,
-        moderator && q.uid && !mine && !q.anonymous ? muteMenu(q.uid, q.name, `q:${q.qid}`) : null,
-        moderator && q.uid && !mine && q.anonymous ? muteMenu(q.uid, 'the asker', `q:${q.qid}`, { qid: q.qid, anon: '1' }) : null,
-        moderator && q.uid && !mine && q.anonymous
-          ? action('Ban', 'the asker', { action: 'ban', qid: q.qid, uid: q.uid, name: 'the asker', anon: '1' }, { variant: 'button--warning' })
-          : null,
+        staff && !moderator ? action('Dismiss', 'question', { ...data, action: 'dismiss' }) : null,
+        !moderator && mine ? action('Delete', 'your question', { ...data, action: 'delete-q' }, { variant: 'button--warning' }) : null,
+        // A moderator's removal and muting sit behind one "Actions" menu per question. Through
+        // an anonymous question they act by the question: the room never learns who asked.
+        moderator ? actionsMenu(`q-${where}-${q.qid}`, 'this question', [
+          menuItem('Dismiss', 'question', { ...data, action: 'dismiss' }),
+          menuItem('Delete', mine ? 'your question' : 'question', { ...data, action: 'delete-q' }, { variant: 'actions-menu__item--warning' }),
+          q.uid && !mine && !q.anonymous ? muteItems(q.uid, q.name) : null,
+          q.uid && !mine && q.anonymous ? muteItems(q.uid, 'the asker', { qid: q.qid, anon: '1' }) : null,
+          q.uid && !mine && q.anonymous
+            ? menuItem('Ban', 'the asker', { action: 'ban', qid: q.qid, uid: q.uid, name: 'the asker', anon: '1' }, { variant: 'actions-menu__item--warning' })
+            : null,
+        ]) : null,
         staff && q.state !== 'pending' ? answerForm(q, where) : null),
       moderator && q.anonymous && q.uid && !mine
         ? h('p', { class: 'note' }, 'Asked anonymously: only moderators see who asked. Mute and Ban here act without the room learning who it was.')

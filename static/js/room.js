@@ -11,6 +11,7 @@ import { ControlsView } from './controls-view.js';
 import { byId } from './dom.js';
 import { sentence, shorten } from './format.js';
 import { QuestionsView } from './questions-view.js';
+import { PollsView } from './room-polls.js';
 import { offerSignIn, roomsInfo } from './signin.js';
 import { RoomState } from './state.js';
 import { StatusView, muteMessage } from './status-view.js';
@@ -31,6 +32,7 @@ const announcer = new Announcer(byId('announcer'));
 
 let conn = null;
 let actions = null;
+let polls = null;
 let credentials = null; // {token, shared} or {name}
 let everOnline = false;
 let drawPending = false;
@@ -49,6 +51,7 @@ function draw() {
   chat.render(ctx);
   questions.render(ctx);
   controls.render(ctx);
+  polls.render();
 }
 
 // --- gates: who may come in, and how ----------------------------------------------
@@ -125,8 +128,10 @@ function connect(how) {
     actions.wireComposers();
     actions.wireLists({ chat: byId('messages'), pinned: byId('pinned-list'), questions: byId('questions-panel') });
     actions.wireControls();
+    polls = new PollsView({ conn, state, redraw });
   }
   actions.conn = conn;
+  polls.conn = conn;
   conn.start();
 }
 
@@ -156,6 +161,8 @@ function onEvent(ev) {
   const me = state.me;
   if (note.kind === 'msg' && note.msg.uid !== me.uid) announcer.message(note.msg.name, note.msg.text);
   else if (note.kind === 'stage') announcer.note(`On stage now: ${shorten(note.q.text)}`);
+  else if (note.kind === 'poll') announcer.note(`New poll: ${shorten(note.poll.question)}`);
+  else if (note.kind === 'pollstate') announcer.note(`Poll ${note.poll.state === 'open' ? 'reopened' : 'closed'}: ${shorten(note.poll.question)}`);
   else if (note.kind === 'room') announcer.note(`The room is now ${note.state}.`);
   else if (note.kind === 'unmuted') announcer.note('You can post again.');
   else if (note.kind === 'muted' && state.myMute) announcer.note(muteMessage(state.myMute));

@@ -21,6 +21,8 @@ export class RoomState {
     this.mutes = new Map(); // uid -> {until, name}; from mute events seen
     this.bans = new Map(); // uid -> name; moderators see ban events
     this.myVotes = new Set();
+    this.polls = new Map(); // pid -> poll {question, options, multi, state, counts}
+    this.myBallots = new Map(); // pid -> [option indexes] this person last sent
     this.outbox = new Map(); // request id -> {id, text, reply_to, mid}: posts not yet in the chat
   }
 
@@ -33,6 +35,7 @@ export class RoomState {
     this.me = w.me;
     // What the server remembers of us: our votes, and a mute still running.
     if (Array.isArray(w.me.votes)) this.myVotes = new Set(w.me.votes);
+    if (w.me.ballots) this.myBallots = new Map(Object.entries(w.me.ballots));
     if ('muted_until' in w.me) this.mutes.set(w.me.uid, { until: w.me.muted_until, name: w.me.name });
     else this.mutes.delete(w.me.uid);
     if (w.moderation) {
@@ -51,6 +54,7 @@ export class RoomState {
     this.online = w.online;
     this.pinned = new Map(w.pinned.map((m) => [m.mid, m]));
     this.questions = new Map(w.questions.map((q) => [q.qid, question(q)]));
+    this.polls = new Map((w.polls || []).map((p) => [p.pid, { ...p }]));
     for (const qid of this.myVotes) {
       if (!this.questions.has(qid)) this.myVotes.delete(qid);
     }
@@ -155,6 +159,12 @@ export class RoomState {
       .sort((a, b) => b.votes - a.votes || a.seq - b.seq);
   }
 
+  /** The poll to show first: the newest open one, else the newest. */
+  get currentPoll() {
+    const all = [...this.polls.values()];
+    return all.filter((p) => p.state === 'open').pop() || all.pop() || null;
+  }
+
   get awaitingApproval() {
     return [...this.questions.values()]
       .filter((q) => q.state === 'pending')
@@ -237,5 +247,21 @@ const FOLDS = {
   },
   presence(s, ev) {
     s.online = ev.online;
+  },
+  poll(s, ev) {
+    const had = s.polls.has(ev.pid);
+    s.polls.set(ev.pid, { ...ev, counts: s.polls.get(ev.pid)?.counts || ev.counts });
+    if (!had) return { kind: 'poll', poll: ev };
+  },
+  tally(s, ev) {
+    const poll = s.polls.get(ev.pid);
+    if (poll) poll.counts = ev.counts;
+  },
+  pollstate(s, ev) {
+    const poll = s.polls.get(ev.pid);
+    if (poll) {
+      poll.state = ev.state;
+      return { kind: 'pollstate', poll };
+    }
   },
 };

@@ -31,7 +31,8 @@ export class StatusView {
     e['room-state'].textContent = open ? 'Open' : 'Closed';
     e['room-state'].className = `badge badge--${open ? 'open' : 'closed'}`;
     e.online.textContent = `${plural(state.online, 'person', 'people')} online.`;
-    e.me.textContent = `You are ${me.name}${me.guest ? ' (guest)' : ''}, ${ROLE_NAME[me.role] || me.role}.`;
+    const badge = me.affiliation && !me.guest ? ` (${me.affiliation})` : me.guest ? ' (guest)' : '';
+    e.me.textContent = `You are ${me.name}${badge}, ${ROLE_NAME[me.role] || me.role}.`;
 
     const moderator = me.role === 'moderator';
     e['closed-notice'].hidden = open;

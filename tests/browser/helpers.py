@@ -85,6 +85,11 @@ class RoomPage:
         scope = within if within is not None else self.page
         return scope.get_by_role("button", name=name)
 
+    def menu_action(self, name: str, within: Locator) -> None:
+        """Open the "Actions" menu inside ``within`` and choose the item ``name``."""
+        within.get_by_role("button", name="Actions").click()
+        within.get_by_role("menuitem", name=name).click()
+
     # --- doing things --------------------------------------------------------------
 
     def send(self, text: str) -> None:

@@ -94,12 +94,12 @@ def test_moderator_pins_deletes_mutes_and_bans(open_room: OpenRoom) -> None:
     ann.send("Something regrettable")
     expect(mod.post("Something regrettable")).to_be_visible()
 
-    mod.button("Pin", mod.post("Please pin the agenda link")).click()
+    mod.menu_action("Pin", mod.post("Please pin the agenda link"))
     expect(ann.pinned).to_be_visible()
     expect(ann.pinned.get_by_text("Please pin the agenda link")).to_be_visible()
     expect(ann.button("Pin")).to_have_count(0)  # participants do not pin
 
-    mod.button("Delete", mod.post("Something regrettable")).click()
+    mod.menu_action("Delete", mod.post("Something regrettable"))
     expect(ann.page.get_by_text("Something regrettable")).to_have_count(0)
     expect(mod.page.get_by_text("Something regrettable")).to_have_count(0)
 
@@ -108,8 +108,7 @@ def test_moderator_pins_deletes_mutes_and_bans(open_room: OpenRoom) -> None:
 
     # Mute for 5 minutes: Ann is told until when, and her next post is refused.
     target = mod.post("Please pin the agenda link")
-    target.locator("summary", has_text="Mute").click()
-    mod.button("Mute Ann for 5 minutes", target).click()
+    mod.menu_action("Mute Ann for 5 minutes", target)
     expect(ann.page.locator("#mute-notice")).to_contain_text("You are muted until")
     expect(mod.page.locator("#muted-list")).to_contain_text("Ann")
     ann.send("Can I still talk?")
@@ -119,13 +118,13 @@ def test_moderator_pins_deletes_mutes_and_bans(open_room: OpenRoom) -> None:
     expect(ann.page.locator("#mute-notice")).to_be_hidden()
 
     # A ban asks first; cancelling changes nothing, confirming removes Ann.
-    mod.button("Ban Ann", mod.post("Please pin the agenda link")).click()
+    mod.menu_action("Ban Ann", mod.post("Please pin the agenda link"))
     dialog = mod.page.get_by_role("dialog")
     expect(dialog).to_contain_text("Ann will be disconnected")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     expect(ann.page.locator("#room")).to_be_visible()
-    mod.button("Ban Ann", mod.post("Please pin the agenda link")).click()
+    mod.menu_action("Ban Ann", mod.post("Please pin the agenda link"))
     dialog.get_by_role("button", name="Ban", exact=True).click()
     removed = ann.page.get_by_role("heading", name="You cannot take part in this session")
     expect(removed).to_be_visible()

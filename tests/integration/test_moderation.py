@@ -22,6 +22,7 @@ class Cast:
     target: Client  # a participant whose post and question the others act on
     mid: str
     qid: str
+    pid: str  # an open poll
 
     async def close(self) -> None:
         for c in [*self.clients.values(), self.target]:
@@ -36,7 +37,9 @@ async def cast(server: LivehubProcess, room: str) -> Cast:
                                token=token("participant", "Target", sub="target-1"))
     mid = (await target.request({"t": "post", "text": "a post to act on"}))["mid"]
     qid = (await target.request({"t": "ask", "text": "a question to act on"}))["qid"]
-    return Cast(room, clients, target, mid, qid)
+    pid = (await clients["speaker"].request({"t": "poll", "question": "a poll to act on",
+                                             "options": ["a", "b"]}))["pid"]
+    return Cast(room, clients, target, mid, qid, pid)
 
 
 def frame_for(t: str, c: Cast) -> dict[str, Any]:
@@ -56,6 +59,9 @@ def frame_for(t: str, c: Cast) -> dict[str, Any]:
         "ban": {"uid": "target-1"},
         "unban": {"uid": "target-1"},
         "settings": {"slow_mode": 5},
+        "poll": {"question": "another poll?", "options": ["yes", "no"]},
+        "ballot": {"pid": c.pid, "choices": [0]},
+        "pollstate": {"pid": c.pid, "state": "closed"},
     }[t] | {"t": t}
 
 
@@ -83,6 +89,7 @@ async def test_role_matrix_cell(rooms_server: LivehubProcess, fresh_room: Callab
         assert [q["state"] for q in late.welcome["questions"]] == ["open"]
         assert late.welcome["pinned"] == []
         assert late.welcome["room"]["settings"]["slow_mode"] == 0
+        assert [(p["state"], p["counts"]) for p in late.welcome["polls"]] == [("open", [0, 0])]
         await late.close()
         # ...and the refused connection stays open and usable.
         assert (await c.clients[role].request({"t": "ping"}))["t"] == "ok"

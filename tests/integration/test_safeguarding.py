@@ -122,6 +122,12 @@ async def test_anonymous_asker_never_named_to_participants_or_speakers(
         full = (await http.get(f"/api/rooms/{room}/transcript?format=json")).text
     assert ASKER_NAME not in md and ASKER_UID not in md, md
     assert "a participant" in md
+    # The public record, once the room is closed, names no one who asked anonymously.
+    assert (await mod.request({"t": "settings", "state": "closed"}))["t"] == "ok"
+    async with httpx.AsyncClient(base_url=srv.url) as http:
+        record = await http.get(f"/record/{room}")
+    assert record.status_code == 200
+    assert ASKER_NAME not in record.text and ASKER_UID not in record.text
     # ...while the JSON record for staff is complete.
     assert ASKER_NAME in full
     for c in [mod, asker, *(w.client for w in watchers)]:

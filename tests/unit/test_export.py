@@ -112,7 +112,9 @@ def test_markdown_has_the_session_questions_pins_chat_and_moderation_in_order() 
     chat = md.split("## Chat")[1].split("## Moderation")[0]
     lines = [line for line in chat.splitlines() if line.startswith("- ")]
     assert "Ann: Hello all" in lines[0]
-    assert "Bob, replying to Ann at 09:01:00: Hi Ann" in lines[1]
+    # Bob asked anonymously in this session: the minutes name him nowhere.
+    assert "a participant, replying to Ann at 09:01:00: Hi Ann" in lines[1]
+    assert "Bob" not in md and "u-bob" not in md
     assert lines[2].endswith(export.REMOVED_BY_MODERATOR)
     assert "SECRET RUDE WORDS" not in md
     # User text cannot make headings, HTML or links.

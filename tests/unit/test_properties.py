@@ -199,10 +199,17 @@ moderation = st.one_of(
         "slow_mode": st.integers(0, 5), "guests": st.booleans(),
         "premoderate": st.booleans(), "state": st.sampled_from(["open", "closed"])}),
 )
+polls = st.one_of(
+    _req("poll", question=st.sampled_from(["Which?", "", "Q" * 301]),
+         options=st.sampled_from([["a", "b"], ["a", "b", "c"], ["a", ""]]), multi=st.booleans()),
+    _req("ballot", pid=REFS, choices=st.lists(st.integers(0, 3), min_size=1, max_size=3)),
+    _req("ballot", pid=REFS, choices=st.lists(st.integers(0, 1), min_size=1, max_size=1)),
+    _req("pollstate", pid=REFS, state=st.sampled_from(["open", "closed"])),
+)
 # Repeats weight the draw towards the requests that build up state.
 requests = st.one_of(
     posts, posts, asks, asks, votes, votes, votes, qstates, qstates, qstates,
-    _req("answer", qid=REFS, text=TEXTS), pins, dels, moderation, _req("ping"),
+    _req("answer", qid=REFS, text=TEXTS), pins, dels, moderation, _req("ping"), polls, polls,
 )
 # (actor, request, ms that pass before it). Anyone may send anything, but staff
 # requests come from staff and moderation from moderators more often than chance
@@ -231,10 +238,11 @@ PRELUDE = [
 ]
 
 
-def resolve(obj: dict[str, Any], mids: list[str], qids: list[str]) -> dict[str, Any]:
+def resolve(obj: dict[str, Any], mids: list[str], qids: list[str],
+            pids: list[str] | None = None) -> dict[str, Any]:
     """Turn the index references of a generated request into ids."""
     out = dict(obj)
-    for key, pool in (("mid", mids), ("reply_to", mids), ("qid", qids)):
+    for key, pool in (("mid", mids), ("reply_to", mids), ("qid", qids), ("pid", pids or [])):
         ref = out.get(key)
         if isinstance(ref, int):
             out[key] = pool[ref % len(pool)] if pool and ref >= 0 else "nope"
@@ -261,6 +269,11 @@ def check_invariants(state: RoomState) -> None:
     assert not set(state.questions) & state.deleted
     for q in state.questions.values():
         assert q.state in ("pending", "open", "answering", "answered", "dismissed")
+    for poll in state.polls.values():
+        recount = [sum(i in b for b in poll.ballots.values()) for i in range(len(poll.options))]
+        assert poll.counts == recount and min(poll.counts) >= 0
+        assert poll.state in ("open", "closed")
+        assert all(len(b) == 1 for b in poll.ballots.values()) or poll.multi
 
 
 def check_view(state: RoomState, ev: Event, role: Role) -> None:
@@ -268,6 +281,7 @@ def check_view(state: RoomState, ev: Event, role: Role) -> None:
     if v is None:
         return
     assert v["seq"] == ev["seq"]
+    assert v["t"] != "ballot"  # nobody is told who chose what
     if role is not Role.MODERATOR:
         assert not any(k in v for k in INTERNAL), v
         assert v["t"] not in ("ban", "unban", "vote")
@@ -302,6 +316,12 @@ def check_welcome(state: RoomState, log: list[Event], role: Role) -> None:
         assert seqs == sorted(seqs)
         votes = [ev["qid"] for ev in out if ev["t"] == "votes"]
         assert len(votes) == len(set(votes))
+        tallies = [ev["pid"] for ev in out if ev["t"] == "tally"]
+        assert len(tallies) == len(set(tallies))
+        assert not any(ev["t"] == "ballot" for ev in out)
+        for ev in out:
+            if ev["t"] == "tally":
+                assert ev["counts"] == state.polls[ev["pid"]].counts
         for ev in out:
             if ev["t"] == "votes":
                 assert ev["votes"] == state.questions[ev["qid"]].votes
@@ -316,14 +336,14 @@ def run(initial: RoomSettings, program: list[list[tuple[int, dict[str, Any], int
     state = fresh(initial)
     log: list[Event] = []
     now = T0
-    made: dict[str, list[str]] = {"post": [], "ask": []}
+    made: dict[str, list[str]] = {"post": [], "ask": [], "poll": []}
     met: set[str] = set()  # the questions a participant following live has met
     for batch in program:
         decided: list[Event] = []
         for actor_index, obj, dt in batch:
             now += dt
             # every generated map is a valid frame
-            req = p.to_request(resolve(obj, made["post"], made["ask"]))
+            req = p.to_request(resolve(obj, made["post"], made["ask"], made["poll"]))
             ctx = Context(now=now, new_id=f"id{len(log) + len(decided) + 1}",
                           max_text=MAX_TEXT)
             try:
@@ -337,6 +357,8 @@ def run(initial: RoomSettings, program: list[list[tuple[int, dict[str, Any], int
             if decision.ref is not None:
                 assert decision.ref == ctx.new_id
                 made[req.t].append(decision.ref)
+            if req.t == "poll":
+                made["poll"].append(decision.reply["pid"])
             decided.extend(decision.events)
         for ev in decided:
             committed = {**ev, "seq": state.seq + 1}

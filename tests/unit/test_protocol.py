@@ -94,6 +94,12 @@ VALID: list[tuple[dict[str, Any], p.Request]] = [
     ({"t": "settings", "slow_mode": 0, "state": "open"}, p.Settings(slow_mode=0, state="open")),
     ({"t": "ping", "id": "x" * 64}, p.Ping(id="x" * 64)),
     ({"t": "ping", "id": None}, p.Ping()),
+    ({"t": "poll", "question": "Q?", "options": ["a", "b"]},
+     p.OpenPoll(question="Q?", options=["a", "b"])),
+    ({"t": "ballot", "pid": "p1", "choices": [1]}, p.Ballot(pid="p1", choices=[1])),
+    ({"t": "pollstate", "pid": "p1", "state": "closed"},
+     p.SetPollState(pid="p1", state="closed")),
+    ({"t": "hello", "watch": True}, p.Hello(watch=True)),
 ]
 
 
@@ -500,7 +506,8 @@ def test_ok_frame() -> None:
 def test_error_codes_are_the_protocols() -> None:
     assert {str(c) for c in ErrorCode} == {
         "bad_frame", "unknown_type", "auth_failed", "forbidden", "muted", "banned",
-        "rate_limited", "slow_mode", "too_long", "not_found", "room_closed", "unavailable"}
+        "rate_limited", "slow_mode", "too_long", "not_found", "room_closed", "unavailable",
+        "poll_closed"}
 
 
 def test_close_codes_are_the_protocols() -> None:

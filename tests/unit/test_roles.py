@@ -40,6 +40,9 @@ WHO: dict[str, set[Role]] = {
     "settings": {M},
     "unban": {M},
     "ping": {P, S, M},
+    "poll": {S, M},
+    "pollstate": {S, M},
+    "ballot": {P, S, M},
 }
 
 MATRIX = [(t, role) for t in WHO for role in Role]
@@ -103,6 +106,9 @@ SAMPLES: dict[str, p.Request] = {
     "unban": p.Unban(uid="u-other"),
     "settings": p.Settings(slow_mode=1),
     "ping": p.Ping(),
+    "poll": p.OpenPoll(question="q", options=["a", "b"]),
+    "pollstate": p.SetPollState(pid="nope", state="closed"),
+    "ballot": p.Ballot(pid="nope", choices=[0]),
 }
 
 FORBIDDEN = [(t, role) for t, role in MATRIX if role not in WHO[t]]

@@ -66,6 +66,9 @@ def snapshot(state: RoomState) -> dict[str, Any]:
         "last_post": dict(state.last_post),
         "names": dict(state.names),
         "deleted": sorted(state.deleted),
+        "polls": [(poll.pid, poll.question, poll.options, poll.multi, poll.state, poll.seq,
+                   poll.ts, dict(poll.ballots), list(poll.counts))
+                  for poll in state.polls.values()],
     }
 
 
