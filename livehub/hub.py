@@ -163,6 +163,9 @@ def _wire(made: dict[int, tuple[Frame, bytes]], payload: Frame) -> bytes:
     return frame
 
 
+_NO_QUEUE: deque[Frame] = deque(maxlen=0)  # shared by every connection with nothing queued
+
+
 class Connection:
     """One client WebSocket: who it is, and its bounded, coalescing send queue.
 
@@ -205,7 +208,8 @@ class Connection:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes  # the queue's frames' len() (JSON: characters)
         self.queued_bytes = 0
-        self.queue: deque[Frame] = deque()
+        # Made when a frame waits and dropped once empty: an idle connection keeps none.
+        self.queue: deque[Frame] = _NO_QUEUE
         self.close_code: int | None = None
         self.close_reason = ""
         self.replica: RoomReplica | None = None
@@ -240,6 +244,8 @@ class Connection:
             self.close(CloseCode.TRY_AGAIN, "send queue overflow: resume with since",
                        discard=True)
             return
+        if self.queue is _NO_QUEUE:
+            self.queue = deque()
         self.queue.append(frame)
         self.queued_bytes += len(frame)
         if not self.marked and self.outlet.writable:
@@ -303,6 +309,8 @@ class Connection:
             else:
                 outlet.write_message(payload)
             sent += 1
+        if not self.queue:
+            self.queue = _NO_QUEUE
         return sent
 
 
@@ -648,6 +656,8 @@ class Hub:
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
         self.flusher = Flusher.from_config(config)
+        # Joined connections' request and leave tasks (livehub.reader), while they run.
+        self.connection_tasks: set[asyncio.Task[None]] = set()
         self.inflight = 0  # requests between decide and their answer
         self._idle = asyncio.Event()
         self._idle.set()

@@ -27,7 +27,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 from urllib.parse import unquote
 
 import structlog
@@ -48,6 +48,9 @@ DEFLATE: Final = {"server_max_window_bits": 12, "client_max_window_bits": 12,
 # Connection states (one small int rather than several flags).
 HANDSHAKE, OPEN, CLOSING, CLOSED = range(4)
 
+_DETACHED: deque[dict[str, Any]] = deque(maxlen=0)  # the inbox once a Reader takes messages
+
+
 class Disconnected(OSError):
     """Sending on a connection that has gone (Starlette turns it into a disconnect)."""
 
@@ -58,13 +61,20 @@ def encode_frame(payload: bytes | str) -> bytes:
         return Frame(Opcode.TEXT, payload.encode()).serialize(mask=False, extensions=[])
     return Frame(Opcode.BINARY, payload).serialize(mask=False, extensions=[])
 
+class Receiver(Protocol):
+    """Takes a detached connection's ASGI messages (livehub.reader.Reader)."""
+
+    def on_message(self, message: dict[str, Any]) -> None: ...
+
+
 class WebSocketTransport(asyncio.Protocol):
     """One client WebSocket, from the upgrade request to the closed socket."""
 
     __slots__ = (
         "app_state", "client", "close_timer", "config", "connections", "fragments",
         "inbox", "on_writable", "paused", "ping_payload", "ping_timer", "proto",
-        "read_paused", "response", "scope", "server_state", "state", "task", "transport", "waiter",
+        "read_paused", "receiver", "response", "scope", "server_state", "state", "task",
+        "transport", "waiter",
     )
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
@@ -88,6 +98,7 @@ class WebSocketTransport(asyncio.Protocol):
         self.read_paused = False
         self.paused = False  # the transport's write buffer is over its high-water mark
         self.on_writable: Callable[[], None] | None = None  # the hub's, once it has joined
+        self.receiver: Receiver | None = None  # takes the messages once detached
         self.close_timer: asyncio.TimerHandle | None = None
         self.ping_timer: asyncio.TimerHandle | None = None
         self.ping_payload: bytes | None = None
@@ -131,6 +142,27 @@ class WebSocketTransport(asyncio.Protocol):
         self.proto.send_close(code, reason)
         self._drain()
         self._closing({"type": "websocket.disconnect", "code": code, "reason": reason})
+
+    def detach(self, receiver: Receiver) -> None:
+        """Deliver every message from now on to ``receiver`` (the disconnect last), not
+        to the ASGI app, which may then return without the connection closing: an idle
+        connection then costs no task (livehub.reader)."""
+        self.receiver = receiver
+        pending, self.inbox = list(self.inbox), _DETACHED
+        if self.read_paused:
+            self.resume_reading()
+        for message in pending:
+            receiver.on_message(message)
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and self.state < CLOSED and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.state < CLOSED and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -278,11 +310,10 @@ class WebSocketTransport(asyncio.Protocol):
             except UnicodeDecodeError:
                 self._fail(1007, "invalid UTF-8 in a text frame")
                 return
-        if not self.read_paused and self.transport is not None:
+        if self.receiver is None:
             # One message at a time: the client's next frames wait in the kernel until
             # the app has read this one (its rate limit and flood checks see them).
-            self.read_paused = True
-            self.transport.pause_reading()
+            self.pause_reading()
 
     async def receive(self) -> dict[str, Any]:
         while not self.inbox:
@@ -299,6 +330,9 @@ class WebSocketTransport(asyncio.Protocol):
         return message
 
     def _put(self, message: dict[str, Any]) -> None:
+        if self.receiver is not None:
+            self.receiver.on_message(message)
+            return
         self.inbox.append(message)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
@@ -321,7 +355,10 @@ class WebSocketTransport(asyncio.Protocol):
             if self.state == HANDSHAKE:
                 self._reject(HTTPStatus.INTERNAL_SERVER_ERROR, "no WebSocket answer\n")
         finally:
-            if self.close_timer is None and self.transport is not None:
+            self.task = None
+            if self.receiver is not None:
+                self.scope = None  # detached: the connection goes on without the app
+            elif self.close_timer is None and self.transport is not None:
                 self.transport.close()
 
     async def send(self, message: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -28,6 +28,7 @@ from livehub.hub import Connection, Hub
 from livehub.limits_log import refused
 from livehub.programme import SLUG_RE
 from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
+from livehub.reader import Reader
 from livehub.transport import transport_of
 
 log = structlog.get_logger("livehub.ws")
@@ -335,56 +336,70 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
     try:
         await hub.join(conn, room, hello.since, hello.epoch)
-        log.debug("joined", room=room, uid=identity.uid, role=str(identity.role))
-        await _read_loop(ws, hub, conn, codec, room)
-    finally:
+    except BaseException:
+        await hub.leave(conn)
+        raise
+    log.debug("joined", room=room, uid=identity.uid, role=str(identity.role))
+
+    async def leave(message: dict[str, Any]) -> None:
+        _disconnected(message, room, conn.ip, conn.actor.uid)
         await hub.leave(conn)
 
+    # From here the transport hands each message to a Reader, and this task ends.
+    outlet.detach(Reader(outlet, _requests(hub, conn, codec, room), leave,
+                         lambda code: conn.close(code), hub.connection_tasks))
 
-async def _read_loop(ws: WebSocket, hub: Hub, conn: Connection, codec: Codec,
-                     room: str) -> None:
+
+def _requests(hub: Hub, conn: Connection, codec: Codec, room: str
+              ) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """What answers a joined connection's messages, one at a time (livehub.reader)."""
     config = hub.config
     limiter = RateLimiter(config.rate_limit, config.rate_window)
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            _disconnected(message, room, conn.ip, conn.actor.uid)
-            return
+
+    async def request(message: dict[str, Any]) -> None:
         if conn.close_code is not None or conn.closed:
-            continue  # closing: drain until the peer answers the close
-        data = _payload(message)
-        allowed = limiter.allow(time.monotonic())
-        try:
-            req: p.Request | None = p.parse_request(codec, data if data is not None else b"")
-            error: ProtocolError | None = None
-        except ProtocolError as exc:
-            req, error = None, exc
-        rid = req.id if req is not None else error.rid if error is not None else None
-        kind = req.t if req is not None else "invalid"
-        if not allowed:
-            if _flooding(conn, limiter, config, room):
-                continue
-            metrics.REQUESTS.labels(kind, ErrorCode.RATE_LIMITED).inc()
-            conn.send(p.error_frame(ErrorCode.RATE_LIMITED,
-                                    f"more than {config.rate_limit} requests in "
-                                    f"{config.rate_window:g} s", rid))
-            continue
-        if error is not None or req is None:
-            assert error is not None
-            metrics.REQUESTS.labels(kind, error.code).inc()
-            conn.send(p.error_frame(error.code, error.message, rid))
-            continue
-        if isinstance(req, p.Hello):
-            conn.send(p.error_frame(ErrorCode.BAD_FRAME, "already joined", req.id))
-            continue
-        if not hub.accepting:
-            # Shutting down: the requests already begun are finished and answered, none is
-            # begun now, so that the hub's wait for them ends and no commit goes unanswered.
-            metrics.REQUESTS.labels(kind, ErrorCode.UNAVAILABLE).inc()
-            conn.send(p.error_frame(ErrorCode.UNAVAILABLE, "server shutting down: nothing "
-                                    "was published, retry after reconnecting", req.id))
-            continue
-        await hub.handle(conn, req)
+            return  # closing: drain until the peer answers the close
+        await _request(hub, conn, codec, room, limiter, message)
+
+    return request
+
+
+async def _request(hub: Hub, conn: Connection, codec: Codec, room: str, limiter: RateLimiter,
+                   message: dict[str, Any]) -> None:
+    config = hub.config
+    data = _payload(message)
+    allowed = limiter.allow(time.monotonic())
+    try:
+        req: p.Request | None = p.parse_request(codec, data if data is not None else b"")
+        error: ProtocolError | None = None
+    except ProtocolError as exc:
+        req, error = None, exc
+    rid = req.id if req is not None else error.rid if error is not None else None
+    kind = req.t if req is not None else "invalid"
+    if not allowed:
+        if _flooding(conn, limiter, config, room):
+            return
+        metrics.REQUESTS.labels(kind, ErrorCode.RATE_LIMITED).inc()
+        conn.send(p.error_frame(ErrorCode.RATE_LIMITED,
+                                f"more than {config.rate_limit} requests in "
+                                f"{config.rate_window:g} s", rid))
+        return
+    if error is not None or req is None:
+        assert error is not None
+        metrics.REQUESTS.labels(kind, error.code).inc()
+        conn.send(p.error_frame(error.code, error.message, rid))
+        return
+    if isinstance(req, p.Hello):
+        conn.send(p.error_frame(ErrorCode.BAD_FRAME, "already joined", req.id))
+        return
+    if not hub.accepting:
+        # Shutting down: the requests already begun are finished and answered, none is
+        # begun now, so that the hub's wait for them ends and no commit goes unanswered.
+        metrics.REQUESTS.labels(kind, ErrorCode.UNAVAILABLE).inc()
+        conn.send(p.error_frame(ErrorCode.UNAVAILABLE, "server shutting down: nothing "
+                                "was published, retry after reconnecting", req.id))
+        return
+    await hub.handle(conn, req)
 
 
 def _flooding(conn: Connection, limiter: RateLimiter, config: Config, room: str) -> bool:
