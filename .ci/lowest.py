@@ -1,5 +1,6 @@
 """Print a pip constraints file pinning every dependency of pyproject.toml (and the extras
-named on the command line) to its lower bound, so CI can check those bounds are true.
+named on the command line) to its lower bound's release series (``==X.*``), so CI can
+check those bounds are true.
 
     python .ci/lowest.py test > /tmp/lowest.txt
     pip install -c /tmp/lowest.txt -e '.[test]'
@@ -27,7 +28,8 @@ def constraints(pyproject: Path, extras: list[str]) -> list[str]:
         if found is None:
             continue  # no lower bound: nothing to pin
         name = found.group(1).lower().replace("_", "-")
-        line = f"{name}=={found.group(2)}" + (f"; {marker.strip()}" if marker else "")
+        # "==X.*": the bound itself or its first patch release (2.3 may exist only as 2.3.1)
+        line = f"{name}=={found.group(2)}.*" + (f"; {marker.strip()}" if marker else "")
         pins.setdefault(name, line)
     return sorted(pins.values())
 
