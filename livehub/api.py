@@ -323,6 +323,7 @@ _DECIDE_STATUS: Final = {
     ErrorCode.FORBIDDEN: 403, ErrorCode.MUTED: 403, ErrorCode.BANNED: 403,
     ErrorCode.ROOM_CLOSED: 409, ErrorCode.SLOW_MODE: 429, ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_LONG: 422, ErrorCode.BAD_FRAME: 422, ErrorCode.NOT_FOUND: 404,
+    ErrorCode.BLOCKED: 422,
     ErrorCode.UNAVAILABLE: 503,
 }
 
@@ -368,7 +369,8 @@ async def _announce(hub: Hub, session: Session, identity: Identity, text: str,
         raise ProtocolError(ErrorCode.UNAVAILABLE, f"the server cannot reach its broker "
                             f"({exc}); nothing was published, retry") from None
     actor = core.Actor(identity.uid, identity.name, identity.role)
-    ctx = core.Context(now=now_ms(), new_id=secrets.token_hex(6), max_text=hub.config.max_text)
+    ctx = core.Context(now=now_ms(), new_id=secrets.token_hex(6), max_text=hub.config.max_text,
+                       words=hub.programme.matcher(room))
     idem_key = None if key is None else f"{identity.uid}\x00announce:{key}"
     try:
         decision = core.decide(state, actor, p.Post(text=text), ctx)

@@ -48,7 +48,9 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
         raise ConfigError(str(exc)) from None
     broker = broker or make_broker(config.redis_url, max_log=config.max_log,
                                    redis_max_log=config.redis_max_log,
-                                   namespace=config.redis_namespace)
+                                   namespace=config.redis_namespace,
+                                   max_log_bytes=config.max_log_bytes,
+                                   max_idem=config.max_idem_keys)
     hub = Hub(config, broker, programme)
 
     @contextlib.asynccontextmanager

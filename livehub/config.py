@@ -65,6 +65,12 @@ class Config(BaseSettings):
     max_log: int = Field(default=100_000, ge=100)  # events kept per room by the memory broker
     redis_max_log: int | None = Field(default=None, ge=100)  # None: Redis keeps every event
     redis_namespace: str = Field(default="livehub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Bounded cost (issue 14; docs/operations.md "Bounds").
+    max_replay: int = Field(default=1000, ge=0)  # events replayed after `since`
+    max_replay_bytes: int = Field(default=512 * 1024, ge=1024)  # encoded replay per welcome
+    send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # per connection
+    max_idem_keys: int = Field(default=100_000, ge=100)  # memory broker's idempotency keys
+    max_log_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)  # memory log per room
     shutdown_grace: float = Field(default=8.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "info"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from livehub import export_extras as extras
 from livehub.programme import Session
 
 Event = dict[str, Any]
@@ -175,6 +176,7 @@ class _Post:
     ev: Event
     removed: str | None = None  # the placeholder once removed
     pinned: bool = False
+    held: bool = False  # held by the watched words: in no public part until released
 
     @property
     def mid(self) -> str:
@@ -271,13 +273,16 @@ class _Folder:
         settings = _Settings() if s is None else _Settings(s.slow_mode, s.guests, s.premoderate)
         self.m = _Minutes(_Clock(int(ev.get("ts", 0)) for ev in log.events), settings,
                           unnamed=frozenset(self.unnamed))
+        self.reports = extras.Reports()
+        self.reactions = extras.Reactions()
         handlers: dict[object, Callable[[Event], None]] = {
             "msg": self._on_msg, "q": self._on_q, "vote": self._on_vote,
             "answer": self._on_answer, "qstate": self._on_qstate, "pin": self._on_pin,
             "unpin": self._on_unpin, "del": self._on_del, "mute": self._on_mute,
             "unmute": self._on_unmute, "ban": self._on_ban, "unban": self._on_unban,
             "room": self._on_room, "poll": self._on_poll, "ballot": self._on_ballot,
-            "pollstate": self._on_pollstate,
+            "pollstate": self._on_pollstate, "report": self._on_report,
+            "resolved": self.reports.on_resolved, "react": self._on_react,
         }
         for ev in log.events:
             handler = handlers.get(ev.get("t"))
@@ -319,8 +324,26 @@ class _Folder:
         return f"a post by {self._author(post)} from {self.m.clock(int(post.ev.get('ts', 0)))}"
 
     def _on_msg(self, ev: Event) -> None:
-        self.m.posts[str(ev["mid"])] = _Post(ev)
+        mid = str(ev["mid"])
+        if "by" in ev:  # a held post released: in the chat where it was released
+            held = self.m.posts.pop(mid, None)
+            if held is None or not held.held:
+                return
+            self._note(ev, f"{self._actor(ev)} released a held post by {self._author(held)}")
+        self.m.posts[mid] = _Post(ev, held=bool(ev.get("held")))
         self.m.names[str(ev["uid"])] = str(ev.get("name", ""))
+
+    def _on_react(self, ev: Event) -> None:
+        self.reactions.fold(ev)
+
+    def _on_report(self, ev: Event) -> None:
+        if "mid" in ev:
+            post = self.m.posts.get(str(ev["mid"]))
+            ts = None if post is None else int(post.ev.get("ts", 0))
+        else:
+            q = self.m.questions.get(str(ev.get("qid")))
+            ts = None if q is None else int(q.ev.get("ts", 0))
+        self.reports.on_report(ev, ts)
 
     def _on_q(self, ev: Event) -> None:
         self.m.questions[str(ev["qid"])] = _Question(
@@ -374,6 +397,7 @@ class _Folder:
         self._note(ev, f"{self._actor(ev)} unpinned {self._post_ref(ev.get('mid'))}")
 
     def _on_del(self, ev: Event) -> None:
+        self.reports.on_del(ev)
         own = ev.get("by") is not None and ev.get("by") == ev.get("of")
         if "mid" in ev:
             ref = self._post_ref(ev["mid"])
@@ -381,6 +405,7 @@ class _Folder:
             if post is not None:
                 post.removed = REMOVED_BY_AUTHOR if own else REMOVED_BY_MODERATOR
                 post.pinned = False
+                post.held = False  # a rejected held post is listed as removed
             if own:
                 self._note(ev, f"{self._actor(ev)} removed their own post")
             else:
@@ -577,7 +602,8 @@ def _post_line(m: _Minutes, post: _Post) -> str:
 
 def to_markdown(log: RoomLog) -> str:
     """Minutes of the room, in Markdown (see the module's docstring)."""
-    m = _Folder(log).m
+    folder = _Folder(log)
+    m = folder.m
     events = log.events
     session = log.session
     out = [f"# {md_escape(log.title)}", ""]
@@ -588,7 +614,7 @@ def to_markdown(log: RoomLog) -> str:
         named = [f"{s} ({session.affiliation(i)})" if session.affiliation(i) else s
                  for i, s in enumerate(session.speakers)]
         out.append(f"- **Speakers:** {', '.join(md_escape(s) for s in named)}")
-    posts = list(m.posts.values())
+    posts = [p for p in m.posts.values() if not p.held]
     removed_posts = sum(1 for p in posts if p.removed is not None)
     public_qs = [q for q in m.questions.values() if q.public]
     removed_qs = sum(1 for q in public_qs if q.removed)
@@ -618,15 +644,18 @@ def to_markdown(log: RoomLog) -> str:
 
     out += ["## Pinned posts", ""]
     pinned = [p for p in posts if p.pinned and p.removed is None]
-    out += [_post_line(m, p) for p in pinned] or ["No posts were pinned at the end."]
+    out += [_post_line(m, p) + folder.reactions.suffix(p.mid) for p in pinned] or [
+        "No posts were pinned at the end."]
     out.append("")
 
     out += ["## Chat", ""]
-    out += [_post_line(m, p) for p in posts] or ["Nobody posted."]
+    out += [_post_line(m, p) + ("" if p.removed else folder.reactions.suffix(p.mid))
+            for p in posts] or ["Nobody posted."]
     out.append("")
 
     out += ["## Moderation", ""]
-    out += [f"- {line}" for line in m.moderation] or ["No moderator actions."]
+    out += [f"- {line}" for line in [*m.moderation, *folder.reports.lines(m.clock)]] or [
+        "No moderator actions."]
     out.append("")
     return "\n".join(out)
 
@@ -677,7 +706,7 @@ def to_csv(log: RoomLog) -> str:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     known = set(CSV_COLUMNS) | {"t"}
-    for ev in unattributed(log.events):
+    for ev in extras.public_events(unattributed(log.events)):
         row = {"type": ev.get("t"), **{k: v for k, v in ev.items() if k in known and k != "t"}}
         extra = {k: ev[k] for k in sorted(ev) if k not in known}
         row["extra"] = json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None
@@ -688,7 +717,7 @@ def to_csv(log: RoomLog) -> str:
 def to_json_obj(log: RoomLog) -> dict[str, Any]:
     """The header (room, title, epoch...) and every event as logged."""
     session = log.session
-    events = unattributed(log.events)
+    events = extras.public_events(unattributed(log.events))
     return {
         "version": JSON_VERSION,
         "room": log.room,

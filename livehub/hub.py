@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final, Protocol
 
 import structlog
 
-from livehub import metrics, polls
+from livehub import metrics, polls, welcome_bounds
+from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
@@ -31,6 +34,8 @@ from livehub.limits_log import refused
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
+from livehub.single_flight import SingleFlight
+from livehub.supervisor import Supervisor
 from livehub.transport import encode_frame
 
 log = structlog.get_logger("livehub.hub")
@@ -45,6 +50,9 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see Flusher)
 IDEM_TTL_MS: Final = 600_000
+JOIN_WAIT: Final = 10.0  # seconds a join waits for its room to (re)load before `unavailable`
+# Events that may change a room's open reports or held posts (see metrics.OPEN_REPORTS).
+_MODERATION_GAUGED: Final = frozenset({"report", "resolved", "msg", "del"})
 
 
 class Greeting(Protocol):
@@ -324,7 +332,7 @@ class RoomReplica:
         self.state = self._fresh_state("")
         self.conns: set[Connection] = set()
         self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
-        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self.recent: deque[Event] = deque(maxlen=max(RECENT_EVENTS, hub.config.max_replay))
         self.ready = asyncio.Event()
         self.failed = False  # its first load failed; it is not in the hub's replicas
         self._backlog: list[tuple[str, list[Event]]] = []
@@ -332,6 +340,7 @@ class RoomReplica:
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
         self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
         self.watchers = 0  # connections in ``conns`` that watch (not counted online)
+        self._reactions: dict[str, tuple[int, int]] = {}  # mid -> the same, for reactions
         self._vote_timer: asyncio.TimerHandle | None = None
         self.last_online = -1
         self.reported_online = -1
@@ -384,7 +393,7 @@ class RoomReplica:
     def _fill_gap(self) -> None:
         self._filling = True
         metrics.GAP_FILLS.inc()
-        asyncio.get_running_loop().create_task(self._read_gap())
+        self.hub.tasks.spawn(self._read_gap(), name=f"gap:{self.id}")
 
     async def _read_gap(self) -> None:
         delay = 0.05
@@ -402,6 +411,13 @@ class RoomReplica:
                 break
             except BrokerUnavailable:
                 metrics.BROKER_ERRORS.labels("read").inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception:
+                # A bug or a bad log entry, not an outage: say so, and keep trying, so the
+                # room is not left frozen with `_filling` set.
+                log.exception("gap fill failed; retrying", room=self.id, delay=delay)
+                metrics.BROKER_ERRORS.labels("gap").inc()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._filling = False
@@ -448,9 +464,10 @@ class RoomReplica:
         self.recent.clear()
         self._votes.clear()
         self._tallies.clear()
+        self._reactions.clear()
         self.ready.clear()
         self.state = self._fresh_state(epoch)
-        asyncio.get_running_loop().create_task(self._reload())
+        self.hub.tasks.spawn(self._reload(), name=f"reload:{self.id}")
 
     async def _reload(self) -> None:
         delay = 0.05
@@ -461,6 +478,11 @@ class RoomReplica:
             except BrokerUnavailable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            except Exception:
+                log.exception("room reload failed; retrying", room=self.id, delay=delay)
+                self.state = self._fresh_state(self.state.epoch)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # -- applying and fan-out -----------------------------------------------------
 
@@ -468,6 +490,9 @@ class RoomReplica:
         core.apply(self.state, ev)
         self.recent.append(ev)
         metrics.EVENTS_APPLIED.inc()
+        if ev["t"] in _MODERATION_GAUGED:
+            metrics.OPEN_REPORTS.labels(self.id).set(len(self.state.mod.open))
+            metrics.HELD_POSTS.labels(self.id).set(len(self.state.mod.held))
         if not fan_out or not self.conns:
             return
         t = ev["t"]
@@ -477,9 +502,16 @@ class RoomReplica:
         if t == "ballot":
             self._tally_changed(ev)
             return
-        if self._votes or self._tallies:
+        if t == "react":
+            self._reactions[ev["mid"]] = (ev["seq"], ev["ts"])
+            self._schedule_flush()
+            return
+        if self._votes or self._tallies or self._reactions:
             self.flush_votes()  # keep each client's stream complete up to its last seq
         self.broadcast(lambda role: core.view(self.state, ev, role))
+        owner = mod.owner(ev)
+        if owner is not None:  # a held post's author sees it (and its rejection)
+            self.send_to_owner(ev, owner)
         if t == "ban":
             for conn in [c for c in self.conns if c.actor.uid == ev["uid"]]:
                 conn.send(p.error_frame(ErrorCode.BANNED, "you were banned from this room"))
@@ -505,6 +537,16 @@ class RoomReplica:
             delivered += len(conns)
         metrics.DELIVERIES.inc(delivered)
 
+    def send_to_owner(self, ev: Event, uid: str) -> None:
+        """Send ``uid``'s own connections (other than moderators') their view of ``ev``."""
+        mine = [c for c in self.conns if c.actor.uid == uid and c.role is not Role.MODERATOR]
+        if not mine or core.view(self.state, ev, mine[0].role) is not None:
+            return  # nobody, or they had it with everyone else
+        seen = core.view(self.state, ev, mine[0].role, uid)
+        if seen is not None:
+            for conn in mine:
+                conn.send(seen)
+
     def _vote_changed(self, ev: Event) -> None:
         self._votes[ev["qid"]] = (ev["seq"], ev["ts"])
         self._schedule_flush()
@@ -521,21 +563,29 @@ class RoomReplica:
             self._vote_timer = asyncio.get_running_loop().call_later(window, self.flush_votes)
 
     def flush_votes(self) -> None:
-        """One ``votes`` event per question, and one ``tally`` per poll, changed since
+        """One ``votes`` event per question, one ``tally`` per poll and one ``reactions``
+        per post changed since
         the last flush, in ``seq`` order (so each client's stream keeps rising)."""
         if self._vote_timer is not None:
             self._vote_timer.cancel()
             self._vote_timer = None
         votes, self._votes = self._votes, {}
         tallies, self._tallies = self._tallies, {}
-        pending = [(seq, ts, qid, True) for qid, (seq, ts) in votes.items()]
-        pending += [(seq, ts, pid, False) for pid, (seq, ts) in tallies.items()]
-        for seq, ts, key, is_vote in sorted(pending):
-            if not is_vote:
+        reacted, self._reactions = self._reactions, {}
+        pending = [(seq, ts, qid, "q") for qid, (seq, ts) in votes.items()]
+        pending += [(seq, ts, pid, "p") for pid, (seq, ts) in tallies.items()]
+        pending += [(seq, ts, mid, "m") for mid, (seq, ts) in reacted.items()]
+        for seq, ts, key, kind in sorted(pending):
+            if kind == "p":
                 poll = self.state.polls.get(key)
                 if poll is not None:
                     tally = polls.tally_event(poll, seq, ts)
                     self.broadcast(lambda role, ev=tally: ev)  # type: ignore[misc]
+                continue
+            if kind == "m":
+                if key in self.state.messages:
+                    counts = mod.reactions_event(self.state, key, seq, ts)
+                    self.broadcast(lambda role, ev=counts: ev)  # type: ignore[misc]
                 continue
             q = self.state.questions.get(key)
             if q is None:
@@ -577,10 +627,12 @@ class RoomReplica:
             "seq": state.seq,
             "epoch": state.epoch,
             "online": online,
-            "pinned": core.pinned(state),
-            "questions": core.questions_view(state, role),
+            "pinned": [mod.with_reactions(state, m) for m in core.pinned(state)],
             "polls": polls.welcome_polls(state),
         }
+        # At most 200, the one on stage first (welcome_bounds; PROTOCOL.md).
+        sent = welcome_bounds.welcome_questions(state, role)
+        frame["questions"] = [core.question_view(q, role, with_answers=True) for q in sent]
         me = frame["me"]
         if conn.actor.affiliation:
             me["affiliation"] = conn.actor.affiliation
@@ -593,7 +645,7 @@ class RoomReplica:
         now = now_ms()
         if state.is_muted(conn.actor.uid, now):
             me["muted_until"] = state.mutes[conn.actor.uid]
-        me["votes"] = [q.qid for q in state.questions.values() if conn.actor.uid in q.voters]
+        me["votes"] = [q.qid for q in sent if conn.actor.uid in q.voters]
         # The person's own last ballot in each poll, so their choices show after a reload.
         me["ballots"] = {poll.pid: list(poll.ballots[conn.actor.uid])
                          for poll in state.polls.values() if conn.actor.uid in poll.ballots}
@@ -603,20 +655,29 @@ class RoomReplica:
                           for uid, until in state.mutes.items() if state.is_muted(uid, now)],
                 "bans": [{"uid": uid, "name": state.names.get(uid)} for uid in state.bans],
             }
+            extra = mod.welcome(state)  # open reports and held posts
+            extra["held"] = [core.client_copy(m) for m in extra["held"]]
+            frame.update(extra)
         if since is not None:
             events = self._since(since, epoch, older)
             frame["recovered"] = events is not None
             frame["history"] = (core.history(state) if events is None
-                                else core.replay(state, events, role))
+                                else core.replay(state, events, role, conn.actor.uid))
         else:
             frame["history"] = core.history(state)
+        if frame["history"] and state.mod.reactions:
+            frame["history"] = [mod.with_reactions(state, m) if m["t"] == "msg" else m
+                                for m in frame["history"]]
         return frame
 
     def _since(self, since: int, epoch: str | None, older: list[Event] | None
                ) -> list[Event] | None:
-        """Every applied event after ``since``, or None when they cannot all be had."""
+        """Every applied event after ``since``, or None when they cannot all be had
+        (another epoch, or more than ``max_replay`` of them)."""
         state = self.state
         if (epoch is not None and epoch != state.epoch) or since > state.seq:
+            return None
+        if state.seq - since > self.hub.config.max_replay:
             return None
         if since == state.seq:
             return []
@@ -631,8 +692,14 @@ class RoomReplica:
             return None
         return events
 
-    def needs_log_read(self, since: int | None) -> bool:
-        if since is None or since >= self.state.seq:
+    def needs_log_read(self, since: int | None, epoch: str | None = None) -> bool:
+        """Whether replaying after ``since`` needs the log: never for a ``since`` out
+        of the replay window or from another epoch (those get the plain window)."""
+        state = self.state
+        if since is None or since >= state.seq or since < 0:
+            return False
+        if (epoch is not None and epoch != state.epoch) or (
+                state.seq - since > self.hub.config.max_replay):
             return False
         return not self.recent or self.recent[0]["seq"] > since + 1
 
@@ -647,7 +714,11 @@ class Hub:
         self.replicas: dict[str, RoomReplica] = {}
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
         self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
-        self._presence_task: asyncio.Task[None] | None = None
+        self.tasks = Supervisor("hub")  # every background task of this hub
+        self.changes = 0  # bumped by update_gauges: a cached /api/rooms answer is stale
+        # A storm of joins to one room shares one online read and one write per room.
+        self._online_reads: SingleFlight[str, dict[str, int]] = SingleFlight()
+        self._online_writes: SingleFlight[str, None] = SingleFlight()
         self.limits = Limits(
             rate_limit=config.rate_limit, rate_window_ms=int(config.rate_window * 1000),
             guest_address_rate=config.guest_address_rate,
@@ -665,22 +736,24 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._presence_task = asyncio.get_running_loop().create_task(self._presence_loop())
+        self.tasks.keep_running(self._presence_loop, name="presence")
 
     async def stop(self, reason: str = "server shutting down: reconnect with since") -> None:
         """Close every client with 1013 (they resume elsewhere) and stop."""
         self.accepting = False
-        if self._presence_task is not None:
-            self._presence_task.cancel()
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
-        for ws in list(self.greeting):
-            asyncio.get_running_loop().create_task(self._close_greeting(ws, reason))
+        closing = [self.tasks.spawn(self._close_greeting(ws, reason), name="close-greeting")
+                   for ws in list(self.greeting)]
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
-        # Their queues and close frames are in the transports' buffers now.
+        # Their queues and close frames are in the transports' buffers now; let the
+        # greeting connections' closes go before the tasks are cancelled.
+        if closing:
+            await asyncio.wait(closing, timeout=2.0)
+        await self.tasks.close()
 
     @staticmethod
     async def _close_greeting(ws: Greeting, reason: str) -> None:
@@ -709,7 +782,10 @@ class Hub:
         replica = self.replicas.get(room)
         if replica is not None:
             if not replica.ready.is_set():
-                await replica.ready.wait()
+                try:  # bounded: a room that cannot load answers `unavailable`
+                    await asyncio.wait_for(replica.ready.wait(), JOIN_WAIT)
+                except TimeoutError:
+                    raise BrokerUnavailable(f"room {room} is still loading") from None
                 if replica.failed:
                     raise BrokerUnavailable(f"room {room} could not be loaded")
             return replica
@@ -741,19 +817,26 @@ class Hub:
         while True:
             replica = await self.replica(room)
             older: list[Event] | None = None
-            if replica.needs_log_read(since):
-                try:
-                    older = (await self.broker.read(room, since or 0)).events
+            if replica.needs_log_read(since, epoch):
+                try:  # one bounded read: at most max_replay events (needs_log_read)
+                    after = since or 0
+                    older = (await self.broker.read(
+                        room, after, limit=replica.state.seq - after)).events
                 except BrokerUnavailable:
                     metrics.BROKER_ERRORS.labels("read").inc()
                     older = None
-            await self._set_online(replica, replica.people() + (not conn.actor.watch))
-            online = (await self._online([room])).get(room, 0)
+            n = replica.people() + (not conn.actor.watch)
+            await self._online_writes.run(room, partial(self._set_online, replica, n))
+            online = (await self._online_reads.run(
+                room, partial(self._online, [room]))).get(room, 0)
             if self.replicas.get(room) is replica and replica.ready.is_set():
                 break  # otherwise it was reset or dropped meanwhile: start again
         replica.add(conn)
         online = max(online, replica.people())
-        conn.send(replica.welcome(conn, since, epoch, older, online))
+        frame = replica.welcome(conn, since, epoch, older, online)
+        conn.push(welcome_bounds.encode_welcome(
+            frame, conn.codec, partial(_plain_history, replica.state),
+            max_replay_bytes=self.config.max_replay_bytes))
         self.update_gauges()
 
     async def leave(self, conn: Connection) -> None:
@@ -768,8 +851,8 @@ class Hub:
             # Keep an empty room's replica (and subscription) a while: people reload
             # pages and reconnect, and rebuilding from the log each time is waste.
             loop = asyncio.get_running_loop()
-            loop.call_later(self.config.room_linger,
-                            lambda: loop.create_task(self._drop_if_idle(replica)))
+            loop.call_later(self.config.room_linger, lambda: self.tasks.spawn(
+                self._drop_if_idle(replica), name=f"linger:{replica.id}"))
 
     async def _drop_if_idle(self, replica: RoomReplica) -> None:
         if replica.conns or self.replicas.get(replica.id) is not replica:
@@ -837,6 +920,7 @@ class Hub:
                 replica.broadcast(lambda role, frame=frame: frame)  # type: ignore[misc]
 
     def update_gauges(self) -> None:
+        self.changes += 1  # someone came or went, or a room opened or closed (/api/rooms)
         by_state = {"open": 0, "closed": 0}
         rooms = {"open": 0, "closed": 0}
         for replica in self.replicas.values():
@@ -876,16 +960,19 @@ class Hub:
             seen = self._answers.get(idem_key)
             if seen is not None and now - seen[0] < IDEM_TTL_MS:
                 return seen[1]
-        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text)
+        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text,
+                           words=self.programme.matcher(replica.id))
         try:
             decision = core.decide(replica.state, conn.actor, req, ctx)
         except ProtocolError:
             if idem_key is not None:  # a retry of a post committed through another process?
                 earlier = await self._recall(req, idem_key)
                 if earlier is not None:
-                    return earlier
+                    return self._held_reply(replica, earlier)
             raise
         if not decision.events:
+            if not decision.seq:
+                return decision.reply
             return {**decision.reply, "seq": replica.state.seq}
         idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
         checks = checks_for(conn.actor, decision.events, replica.state.settings, self.limits)
@@ -902,10 +989,10 @@ class Hub:
         if commit.refused is not None:
             raise self._refusal(conn, replica, req, commit)
         if commit.duplicate:
-            reply = self._ref_reply(req, commit.ref, commit.seq)
+            reply = self._held_reply(replica, self._ref_reply(req, commit.ref, commit.seq))
         else:
             metrics.EVENTS_COMMITTED.inc(len(decision.events))
-            reply = {**decision.reply, "seq": commit.seq}
+            reply = {**decision.reply, "seq": commit.seq} if decision.seq else decision.reply
         if idem_key is not None:
             self._remember(idem_key, now, reply)
         return reply
@@ -939,6 +1026,13 @@ class Hub:
         return (replica.id, conn.actor.uid, req.id)
 
     @staticmethod
+    def _held_reply(replica: RoomReplica, reply: dict[str, Any]) -> dict[str, Any]:
+        """A retried post that is still held says so, as its first answer did."""
+        if reply.get("mid") in replica.state.mod.held:
+            return {**reply, "held": True}
+        return reply
+
+    @staticmethod
     def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:
         return {"mid" if req.t == "post" else "qid": ref, "seq": seq}
 
@@ -948,7 +1042,7 @@ class Hub:
         # Insertion order is time order: drop what has expired from the front.
         while answers:
             first = next(iter(answers))
-            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= 100_000:
+            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= self.config.max_idem_keys:
                 break
             del answers[first]
 
@@ -974,8 +1068,8 @@ class Hub:
         kept = tuple(s for s in old.sessions if programme.get(s.slug) is None
                      and s.slug in self.replicas and self.replicas[s.slug].conns)
         if kept:
-            programme = Programme(title=programme.title, sessions=(*programme.sessions, *kept),
-                                  source=programme.source)
+            # (replace keeps every other part: watched words, sign-in rules...)
+            programme = dataclasses.replace(programme, sessions=(*programme.sessions, *kept))
         changes: dict[str, list[str]] = {
             "added": [s.slug for s in programme.sessions if old.get(s.slug) is None],
             "updated": [s.slug for s in programme.sessions
@@ -1016,3 +1110,10 @@ class Hub:
         return (not history.complete or history.epoch != replica.state.epoch
                 or any(ev["t"] == "room" for ev in history.events)
                 or any(ev["t"] == "room" for ev in replica.recent))
+
+
+def _plain_history(state: core.RoomState) -> list[Event]:
+    """The latest posts as a welcome carries them (with reactions): a replay's fallback."""
+    return [mod.with_reactions(state, m) if m["t"] == "msg" else m
+            for m in core.history(state)]
+

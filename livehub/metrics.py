@@ -74,3 +74,12 @@ REFUSALS = Counter(
     "Requests and connections refused by a fair limit (livehub.limits_log), by limit",
     ["limit"], registry=REGISTRY,
 )
+
+# Per room (bounded by the programme's sessions), as this process's replica last saw it.
+OPEN_REPORTS = Gauge(
+    "livehub_open_reports", "Reports not yet resolved, per room", ["room"], registry=REGISTRY,
+)
+HELD_POSTS = Gauge(
+    "livehub_held_posts", "Posts held by the watched words awaiting a moderator, per room",
+    ["room"], registry=REGISTRY,
+)

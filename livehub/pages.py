@@ -204,6 +204,8 @@ Announce new messages</label>
 <button type="submit" class="button button--primary" id="send">Send</button>
 </div>
 <p id="message-error" class="error" role="alert"></p>
+<p id="message-status" class="status" role="status"></p>
+<p id="report-status" class="status" role="status"></p>
 </form>
 </section>
 
@@ -278,6 +280,16 @@ approval</label>
 <p id="banned-empty" class="empty">Nobody has been banned while this page was open.</p>
 <ul id="banned-list" class="muted-list"></ul>
 </section>
+<section id="moderation" class="controls panel" aria-labelledby="reports-heading" hidden>
+<h2 id="reports-heading">Reports (<span id="reports-count">0</span>)</h2>
+<p id="reports-empty" class="empty">No open reports.</p>
+<ul id="reports-list" class="muted-list"></ul>
+<h2 id="held-heading">Held posts (<span id="held-count">0</span>)</h2>
+<p class="hint">Posts with words on the organisers' hold list wait here until you
+release or delete them.</p>
+<p id="held-empty" class="empty">No posts are waiting.</p>
+<ul id="held-list" class="muted-list" aria-labelledby="held-heading"></ul>
+</section>
 </div>
 </main>
 <div id="announcer" class="visually-hidden" aria-live="polite" aria-atomic="true"></div>
@@ -288,6 +300,26 @@ approval</label>
 <div class="actions">
 <button value="ban" class="button button--danger">Ban</button>
 <button value="cancel" class="button" autofocus>Cancel</button>
+</div>
+</form>
+</dialog>
+<dialog id="report-dialog" aria-labelledby="report-heading" aria-describedby="report-about">
+<form method="dialog" id="report-form" class="stack">
+<h2 id="report-heading">Report to the moderators</h2>
+<p id="report-about"></p>
+<fieldset>
+<legend>Reason</legend>
+<label class="check"><input type="radio" name="reason" value="abuse" checked> Abuse</label>
+<label class="check"><input type="radio" name="reason" value="spam"> Spam</label>
+<label class="check"><input type="radio" name="reason" value="off_topic"> Off topic</label>
+<label class="check"><input type="radio" name="reason" value="other"> Other</label>
+</fieldset>
+<label for="report-note">Note (optional)</label>
+<textarea id="report-note" rows="3" maxlength="300"></textarea>
+<p id="report-error" class="error" role="alert"></p>
+<div class="actions">
+<button value="send" class="button button--primary">Send report</button>
+<button value="cancel" class="button">Cancel</button>
 </div>
 </form>
 </dialog>"""

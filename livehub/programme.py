@@ -65,6 +65,7 @@ from pydantic import (
 
 from livehub.auth import affiliation_problem
 from livehub.signin_rules import SignInRules, parse_sign_in
+from livehub.watchwords import EMPTY, Matcher, WordLists, parse_lists
 
 __all__ = [
     "BUNDLED_SOURCE",
@@ -108,6 +109,8 @@ class Session:
 
     def affiliation(self, index: int) -> str:
         return self.affiliations[index] if index < len(self.affiliations) else ""
+    # This session's own watched words, added to the conference's (never sent to clients).
+    watched_words: WordLists = field(default_factory=WordLists)
 
     @property
     def day(self) -> date | None:
@@ -123,13 +126,27 @@ class Programme:
     sessions: tuple[Session, ...]
     source: str
     sign_in: SignInRules | None = None  # the [sign_in] table, when the file has one
+    watched_words: WordLists = field(default_factory=WordLists)  # conference-wide
     _by_slug: dict[str, Session] = field(init=False, repr=False, compare=False)
+    _matchers: dict[str, Matcher] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_slug: dict[str, Session] = {}
         for session in self.sessions:
             by_slug.setdefault(session.slug, session)
         object.__setattr__(self, "_by_slug", by_slug)
+        # Compiled once per programme load; sessions without lists of their own share one.
+        shared = Matcher(self.watched_words.block, self.watched_words.hold)
+        matchers: dict[str, Matcher] = {}
+        for slug, session in by_slug.items():
+            own = session.watched_words
+            matchers[slug] = shared if not own else Matcher(
+                self.watched_words.block + own.block, self.watched_words.hold + own.hold)
+        object.__setattr__(self, "_matchers", matchers)
+
+    def matcher(self, slug: str) -> Matcher:
+        """The watched-words matcher of the session ``slug`` (an empty one if unknown)."""
+        return self._matchers.get(slug, EMPTY)
 
     def get(self, slug: str) -> Session | None:
         """The session with this slug, or None."""
@@ -217,11 +234,13 @@ def parse_programme(text: str, source: str) -> Programme:
     problems: list[str] = []
     title = _check_conference(document, source, problems)
     _check_top_level_keys(document, source, problems)
+    watched = _check_watched_words(document, source, problems)
     sessions = _check_sessions(document, source, problems)
     sign_in = _check_sign_in(document, source, problems)
     if problems or title is None:
         raise ProgrammeError(problems)
-    return Programme(title=title, sessions=tuple(sessions), source=source, sign_in=sign_in)
+    return Programme(title=title, sessions=tuple(sessions), source=source, sign_in=sign_in,
+                     watched_words=watched)
 
 
 # --------------------------------------------------------------------------
@@ -271,6 +290,7 @@ class _SessionModel(BaseModel):
     guests: bool = True
     premoderate: bool = False
     slow_mode: int = Field(default=0, ge=0)
+    watched_words: Any = None  # checked by livehub.watchwords.parse_lists
 
     @field_validator("slug")
     @classmethod
@@ -287,7 +307,7 @@ class _SessionModel(BaseModel):
 
 _SESSION_FIELDS = tuple(_SessionModel.model_fields)
 _CONFERENCE_FIELDS = tuple(_ConferenceModel.model_fields)
-_TOP_LEVEL_KEYS = ("conference", "session", "sign_in")
+_TOP_LEVEL_KEYS = ("conference", "session", "sign_in", "watched_words")
 
 # What each field must be, said the same way whatever went wrong.
 _EXPECTED: dict[str, str] = {
@@ -407,6 +427,10 @@ def _check_sessions(document: Mapping[str, Any], source: str, problems: list[str
         except ValidationError as exc:
             found.extend(_field_problems(entry, exc, _SESSION_FIELDS))
         found.extend(_check_times(entry))
+        own = WordLists()
+        if entry.get("watched_words") is not None:
+            own, word_problems = parse_lists(entry["watched_words"])
+            found.extend(word_problems)
         slug = entry.get("slug")
         if isinstance(slug, str) and len(positions.get(slug, ())) > 1:
             first = positions[slug][0]
@@ -429,6 +453,7 @@ def _check_sessions(document: Mapping[str, Any], source: str, problems: list[str
                     premoderate=model.premoderate,
                     slow_mode=model.slow_mode,
                     description=model.description,
+                    watched_words=own,
                 )
             )
     return sessions
@@ -438,6 +463,18 @@ def _affiliations(speakers: Sequence[str | _SpeakerModel]) -> tuple[str, ...]:
     """Each speaker's badge ("" for none); empty when nobody has one."""
     badges = tuple("" if isinstance(s, str) else s.affiliation for s in speakers)
     return badges if any(badges) else ()
+
+
+def _check_watched_words(document: Mapping[str, Any], source: str,
+                         problems: list[str]) -> WordLists:
+    """The conference-wide ``[watched_words]`` lists (none when absent)."""
+    raw = document.get("watched_words")
+    if raw is None:
+        return WordLists()
+    lists, found = parse_lists(raw)
+    problems.extend(f"{source}: [watched_words]: field {_quote(name)}: {why}"
+                    for name, why in found)
+    return lists
 
 
 def _session_label(entry: object, number: int, positions: Mapping[str, list[int]]) -> str:

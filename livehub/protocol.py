@@ -29,6 +29,7 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not_found"
     ROOM_CLOSED = "room_closed"
     POLL_CLOSED = "poll_closed"
+    BLOCKED = "blocked"
     UNAVAILABLE = "unavailable"
 
 
@@ -199,6 +200,38 @@ class SetPollState(Request, frozen=True):
     state: Literal["open", "closed"]
 
 
+class Report(Request, frozen=True):
+    """Flag a post (``mid``) or a question (``qid``) to the moderators."""
+
+    t: ClassVar[str] = "report"
+    reason: Literal["abuse", "spam", "off_topic", "other"]
+    mid: Ident | None = None
+    qid: Ident | None = None
+    note: str = ""  # over NOTE_MAX is too_long (checked by the room core), not bad_frame
+
+
+class Resolve(Request, frozen=True):
+    t: ClassVar[str] = "resolve"
+    rid: Ident
+
+
+class Release(Request, frozen=True):
+    """Let a post held by the watched words through to everyone."""
+
+    t: ClassVar[str] = "release"
+    mid: Ident
+
+
+Emoji = Literal["thumbs_up", "heart", "laugh", "wow", "clap", "thanks"]
+
+
+class React(Request, frozen=True):
+    t: ClassVar[str] = "react"
+    mid: Ident
+    emoji: Emoji
+    on: bool = True
+
+
 class Ping(Request, frozen=True):
     """Extension: an application-level round trip; answered with ``ok``."""
 
@@ -210,6 +243,7 @@ REQUEST_TYPES: Final[dict[str, type[Request]]] = {
     for cls in (
         Hello, Post, Ask, Vote, Answer, SetQState, Pin, Unpin, Delete,
         Mute, Unmute, Ban, Unban, Settings, Ping, OpenPoll, Ballot, SetPollState,
+        Report, Resolve, Release, React,
     )
 }
 
@@ -338,14 +372,15 @@ def to_request(obj: Any) -> Request:
 
 
 def _check_text_fields(req: Request) -> None:
-    for field in ("text", "name"):
+    for field in ("text", "name", "note"):
         value = getattr(req, field, None)
         if isinstance(value, str) and has_forbidden_control(value):
             raise ProtocolError(
                 ErrorCode.BAD_FRAME, f"{field} holds a control character", req.id
             )
-    if isinstance(req, Delete) and (req.mid is None) == (req.qid is None):
-        raise ProtocolError(ErrorCode.BAD_FRAME, "del needs exactly one of mid or qid", req.id)
+    if isinstance(req, Delete | Report) and (req.mid is None) == (req.qid is None):
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"{req.t} needs exactly one of mid or qid",
+                            req.id)
     if isinstance(req, Mute | Ban) and (req.uid is None) == (req.qid is None):
         raise ProtocolError(ErrorCode.BAD_FRAME, f"{req.t} needs exactly one of uid or qid",
                             req.id)
@@ -369,7 +404,7 @@ def error_frame(code: ErrorCode, message: str, rid: str | None = None) -> dict[s
     return frame
 
 
-def ok_frame(rid: str | None, **fields: Any) -> dict[str, Any]:
+def ok_frame(rid: str | None, /, **fields: Any) -> dict[str, Any]:
     frame: dict[str, Any] = {"t": "ok", **fields}
     if rid is not None:
         frame["id"] = rid

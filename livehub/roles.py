@@ -44,6 +44,10 @@ PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "poll": STAFF,
     "pollstate": STAFF,
     "ballot": ALL,
+    "report": ALL,
+    "react": ALL,
+    "resolve": MODERATORS,
+    "release": MODERATORS,
 }
 
 # Roles exempt from slow mode and from a closed room's refusal of posts.

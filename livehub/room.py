@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Final
 
+from livehub import moderation as mod
 from livehub import polls
 from livehub import protocol as p
 from livehub.protocol import ErrorCode, ProtocolError
 from livehub.roles import CLOSED_ROOM_EXEMPT, SLOW_MODE_EXEMPT, Role, may
+from livehub.watchwords import Matcher
 
 Event = dict[str, Any]
 
@@ -70,6 +73,7 @@ class Context:
     now: int  # server time, ms since the epoch
     new_id: str  # a fresh id for a post or question
     max_text: int = 2000
+    words: Matcher | None = None  # the room's watched words (block and hold lists)
 
 
 @dataclass(slots=True)
@@ -128,6 +132,7 @@ class RoomState:
     guest_addrs: dict[str, str] = field(default_factory=dict)  # guest uid -> address key
     # address key -> the banned guests it came from: new guests from there are refused
     banned_addrs: dict[str, set[str]] = field(default_factory=dict)
+    mod: mod.Moderation = field(default_factory=mod.Moderation)  # reports, held, reactions
     max_messages: int = 10_000  # older posts stay in the log, not in memory
 
     @property
@@ -158,6 +163,7 @@ class Decision:
     events: list[Event]
     reply: dict[str, Any] = field(default_factory=dict)
     ref: str | None = None
+    seq: bool = True  # False: the ``ok`` carries no seq (a report's is not the sender's)
 
 
 def decide(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Decision:
@@ -236,18 +242,24 @@ def _post(state: RoomState, actor: Actor, req: p.Post, ctx: Context) -> Decision
             raise ProtocolError(ErrorCode.SLOW_MODE, f"slow mode: wait {wait} s", req.id)
     if req.reply_to is not None and req.reply_to not in state.messages:
         raise ProtocolError(ErrorCode.NOT_FOUND, f"no post {req.reply_to}", req.id)
+    held = mod.screen(ctx, actor, req.text, req.id)
     ev: Event = {"t": "msg", "mid": ctx.new_id, "uid": actor.uid, "name": actor.name,
                  "role": str(actor.role), "text": req.text, "ts": ctx.now}
     if req.reply_to is not None:
         ev["reply_to"] = req.reply_to
     _mark_guest(ev, actor)
-    return Decision([_badge(ev, actor)], {"mid": ctx.new_id}, ref=ctx.new_id)
+    ev = _badge(ev, actor)
+    if held:
+        ev["held"] = True
+        return Decision([ev], {"mid": ctx.new_id, "held": True}, ref=ctx.new_id)
+    return Decision([ev], {"mid": ctx.new_id}, ref=ctx.new_id)
 
 
 def _ask(state: RoomState, actor: Actor, req: p.Ask, ctx: Context) -> Decision:
     _check_text(req.text, ctx, req.id)
     _check_may_speak(state, actor, ctx, req.id)
-    pending = state.settings.premoderate and not actor.role.is_staff
+    held = mod.screen(ctx, actor, req.text, req.id)
+    pending = held or (state.settings.premoderate and not actor.role.is_staff)
     ev: Event = {"t": "q", "qid": ctx.new_id, "uid": actor.uid, "name": actor.name,
                  "text": req.text, "votes": 0, "state": "pending" if pending else "open",
                  "ts": ctx.now}
@@ -275,6 +287,7 @@ def _vote(state: RoomState, actor: Actor, req: p.Vote, ctx: Context) -> Decision
 def _answer(state: RoomState, actor: Actor, req: p.Answer, ctx: Context) -> Decision:
     _check_text(req.text, ctx, req.id)
     q = _visible_question(state, actor, req.qid, req.id)
+    mod.screen(ctx, actor, req.text, req.id)
     ev: Event = {"t": "answer", "qid": q.qid, "uid": actor.uid, "name": actor.name,
                  "role": str(actor.role), "text": req.text, "ts": ctx.now}
     return Decision([_badge(ev, actor)])
@@ -306,10 +319,12 @@ def _pin(state: RoomState, actor: Actor, req: p.Pin | p.Unpin, ctx: Context) -> 
 def _delete(state: RoomState, actor: Actor, req: p.Delete, ctx: Context) -> Decision:
     ev: Event = {"t": "del", "ts": ctx.now, **_by(actor)}
     if req.mid is not None:
-        msg = state.messages.get(req.mid)
+        msg = state.messages.get(req.mid) or state.mod.held.get(req.mid)
         if msg is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no post {req.mid}", req.id)
         ev["mid"] = req.mid
+        if msg.get("held"):
+            ev["held"] = True  # rejecting a held post: its author and moderators hear of it
         author, author_name = msg["uid"], msg["name"]
     else:
         assert req.qid is not None  # the protocol layer guarantees one of the two
@@ -326,7 +341,7 @@ def _delete(state: RoomState, actor: Actor, req: p.Delete, ctx: Context) -> Deci
         raise ProtocolError(ErrorCode.FORBIDDEN, "only moderators may remove others' posts",
                             req.id)
     ev["of"], ev["of_name"] = author, author_name
-    events = [ev]
+    events = [ev, *mod.resolve_item(state, ev.get("mid") or ev["qid"], actor, ctx)]
     if req.mute not in (None, False):
         if not is_moderator:
             raise ProtocolError(ErrorCode.FORBIDDEN, "only moderators may mute", req.id)
@@ -420,7 +435,10 @@ def _ping(state: RoomState, actor: Actor, req: p.Ping, ctx: Context) -> Decision
 def _poll(state: RoomState, actor: Actor, req: p.OpenPoll, ctx: Context) -> Decision:
     if not state.open and actor.role not in CLOSED_ROOM_EXEMPT:
         raise ProtocolError(ErrorCode.ROOM_CLOSED, "the room is closed", req.id)
-    return Decision(*polls.open_poll(state, actor, req, ctx))
+    decision = Decision(*polls.open_poll(state, actor, req, ctx))
+    for text in (req.question, *req.options):  # the block list (polls are staff's: no hold)
+        mod.screen(ctx, actor, text, req.id)
+    return decision
 
 
 def _ballot(state: RoomState, actor: Actor, req: p.Ballot, ctx: Context) -> Decision:
@@ -432,11 +450,21 @@ def _pollstate(state: RoomState, actor: Actor, req: p.SetPollState, ctx: Context
     return Decision(*polls.set_state(state, actor, req, ctx))
 
 
+def _moderation(handler: Any) -> Any:
+    """A handler of :mod:`livehub.moderation` as one of this table's."""
+    def decide_it(state: RoomState, actor: Actor, req: p.Request, ctx: Context) -> Decision:
+        out: mod.Outcome = handler(state, actor, req, ctx)
+        return Decision(out.events, out.reply, seq=out.seq)
+    return decide_it
+
+
 _HANDLERS: Final[dict[type[p.Request], Any]] = {
     p.Post: _post, p.Ask: _ask, p.Vote: _vote, p.Answer: _answer, p.SetQState: _qstate,
     p.Pin: _pin, p.Unpin: _pin, p.Delete: _delete, p.Mute: _mute, p.Unmute: _unmute,
     p.Ban: _ban, p.Unban: _ban, p.Settings: _settings, p.Ping: _ping,
     p.OpenPoll: _poll, p.Ballot: _ballot, p.SetPollState: _pollstate,
+    p.Report: _moderation(mod.report), p.Resolve: _moderation(mod.resolve),
+    p.Release: _moderation(mod.release), p.React: _moderation(mod.react),
 }
 
 
@@ -464,14 +492,23 @@ def _note_guest(state: RoomState, ev: Event) -> None:
 
 
 def _fold_msg(state: RoomState, ev: Event) -> None:
+    if ev.get("held") or "by" in ev:  # held, or released by a moderator
+        if not mod.admit_msg(state, ev):
+            if ev.get("held"):
+                state.names[ev["uid"]] = ev["name"]
+                state.last_post[ev["uid"]] = ev["ts"]
+                _note_guest(state, ev)
+            return
+    else:
+        state.last_post[ev["uid"]] = ev["ts"]
     state.messages[ev["mid"]] = ev
     state.names[ev["uid"]] = ev["name"]
     _note_guest(state, ev)
-    state.last_post[ev["uid"]] = ev["ts"]
     if len(state.messages) > state.max_messages:
         oldest = next(iter(state.messages))
         del state.messages[oldest]
         state.pinned.pop(oldest, None)
+        state.mod.forget_post(oldest)
 
 
 def _fold_q(state: RoomState, ev: Event) -> None:
@@ -534,6 +571,7 @@ def _fold_del(state: RoomState, ev: Event) -> None:
         mid = ev["mid"]
         state.messages.pop(mid, None)
         state.pinned.pop(mid, None)
+        state.mod.forget_post(mid)
         state.deleted.add(mid)
     else:
         qid = ev["qid"]
@@ -593,6 +631,7 @@ _FOLDS: Final[dict[str, Any]] = {
     "mute": _fold_mute, "unmute": _fold_unmute, "ban": _fold_ban, "unban": _fold_unban,
     "room": _fold_room,
     "poll": polls.fold_poll, "ballot": polls.fold_ballot, "pollstate": polls.fold_pollstate,
+    "report": mod.fold_report, "resolved": mod.fold_resolved, "react": mod.fold_react,
 }
 
 
@@ -654,13 +693,18 @@ def votes_event(q: Question, seq: int, ts: int) -> Event:
     return {"t": "votes", "qid": q.qid, "votes": q.votes, "seq": seq, "ts": ts}
 
 
-def view(state: RoomState, ev: Event, role: Role) -> Event | None:
-    """What ``role`` is sent of the committed event ``ev`` (None: nothing).
+def view(state: RoomState, ev: Event, role: Role, uid: str | None = None) -> Event | None:
+    """What ``role`` (the person ``uid``, when known) is sent of the committed ``ev``.
 
-    Called after ``ev`` was applied. ``vote`` events give None: the hub sends
-    coalesced ``votes`` events instead (see :func:`votes_event`).
+    Called after ``ev`` was applied; None: nothing. ``vote`` and ``react`` events
+    give None: the hub sends coalesced ``votes`` and ``reactions`` events instead
+    (see :func:`votes_event` and :func:`livehub.moderation.reactions_event`).
+    Reports, held posts and their releases follow :func:`livehub.moderation.view`.
     """
     t = ev["t"]
+    if mod.is_private(ev):
+        seen = mod.view(state, ev, role, uid)
+        return None if seen is None else client_copy(seen)
     if t == "msg":
         return client_copy(ev)
     staff = role.is_staff
@@ -674,8 +718,8 @@ def view(state: RoomState, ev: Event, role: Role) -> Event | None:
             hidden.pop("affiliation", None)
             return hidden
         return client_copy(ev)
-    if t in ("vote", "ballot"):
-        return None  # the hub sends coalesced ``votes`` / ``tally`` events instead
+    if t in ("vote", "ballot", "react"):
+        return None  # the hub sends coalesced ``votes`` / ``tally`` / ``reactions`` instead
     if t == "qstate":
         if not staff:
             q = state.questions.get(ev["qid"])
@@ -709,7 +753,8 @@ def history(state: RoomState, limit: int = HISTORY_WINDOW) -> list[Event]:
     msgs = state.messages
     if len(msgs) <= limit:
         return [client_copy(ev) for ev in msgs.values()]
-    return [client_copy(ev) for ev in list(msgs.values())[-limit:]]
+    # From the end: no copy of a long room's every post for each welcome.
+    return [client_copy(ev) for ev in reversed(list(islice(reversed(msgs.values()), limit)))]
 
 
 def pinned(state: RoomState) -> list[Event]:
@@ -729,24 +774,32 @@ def questions_view(state: RoomState, role: Role) -> list[Event]:
     return [question_view(q, role, with_answers=True) for q in ranked_questions(state, role)]
 
 
-def replay(state: RoomState, events: Iterable[Event], role: Role) -> list[Event]:
-    """The events after a client's ``since``, as ``role`` sees them now.
+def replay(state: RoomState, events: Iterable[Event], role: Role,
+           uid: str | None = None) -> list[Event]:
+    """The events after a client's ``since``, as ``role`` (the person ``uid``) sees them now.
 
     Individual votes fold into one ``votes`` event per question, at the place
-    of its last change and with the current count. Removed posts and
-    questions are left out.
+    of its last change and with the current count; reactions likewise into one
+    ``reactions`` event per post. Removed posts and questions are left out.
     """
     evs = list(events)
     last_vote: dict[str, int] = {}
     last_ballot: dict[str, int] = {}
+    last_react: dict[str, int] = {}
     for ev in evs:
         if ev["t"] == "vote":
             last_vote[ev["qid"]] = ev["seq"]
         elif ev["t"] == "ballot":
             last_ballot[ev["pid"]] = ev["seq"]
+        elif ev["t"] == "react":
+            last_react[ev["mid"]] = ev["seq"]
     out: list[Event] = []
     for ev in evs:
         t = ev["t"]
+        if t == "react":
+            if last_react.get(ev["mid"]) == ev["seq"] and ev["mid"] in state.messages:
+                out.append(mod.reactions_event(state, ev["mid"], ev["seq"], ev["ts"]))
+            continue
         if t == "ballot":  # ballots fold into one ``tally`` per poll, as votes do
             poll = state.polls.get(ev["pid"])
             if last_ballot.get(ev["pid"]) == ev["seq"] and poll is not None:
@@ -761,7 +814,7 @@ def replay(state: RoomState, events: Iterable[Event], role: Role) -> list[Event]
         if (t in ("msg", "pin", "unpin") and ev["mid"] in state.deleted) or (
                 t in ("q", "answer", "qstate") and ev["qid"] in state.deleted):
             continue
-        v = view(state, ev, role)
+        v = view(state, ev, role, uid)
         if v is not None:
             out.append(v)
     return out

@@ -30,6 +30,7 @@ from livehub.programme import SLUG_RE
 from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
 from livehub.reader import Reader
 from livehub.transport import transport_of
+from livehub.watchwords import Verdict
 
 log = structlog.get_logger("livehub.ws")
 
@@ -241,6 +242,11 @@ async def _identify(ws: WebSocket, hub: Hub, room: str, codec: Codec, hello: p.H
         await _send_direct(ws, codec, p.error_frame(
             ErrorCode.BAD_FRAME, "send a token, or a name to join as a guest", hello.id))
         return None
+    if hub.programme.matcher(room).check(hello.name) is Verdict.BLOCK:
+        await _send_direct(ws, codec, p.error_frame(
+            ErrorCode.BLOCKED, "this name is not allowed here: join with another", hello.id))
+        await _refuse(ws, CloseCode.POLICY, "blocked guest name", room=room, ip=ip)
+        return None
     return guest(hello.name)
 
 
@@ -330,7 +336,8 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         await ws.close(code=CloseCode.SERVER_ERROR)
         return
     conn = Connection(outlet, codec, identity, ip, config.send_queue, addr=addr,
-                      flusher=hub.flusher, watch=hello.watch)
+                      flusher=hub.flusher, watch=hello.watch,
+                      max_queue_bytes=config.send_queue_bytes)
     if identity.guest and not hello.watch:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)

@@ -58,6 +58,7 @@ class LivehubProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+        self.module = "livehub"  # what `python -m` runs (tests.faulty_serve injects faults)
 
     @property
     def url(self) -> str:
@@ -67,7 +68,7 @@ class LivehubProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> LivehubProcess:
+    def start(self, timeout: float = 40.0) -> LivehubProcess:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("LIVEHUB_") and k not in ("REDIS_URL", "PORT")}
         env.update({"LIVEHUB_SECRET": SECRET, "LIVEHUB_ENV": "test",
@@ -76,7 +77,7 @@ class LivehubProcess:
         if self.log_path is not None:
             self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "livehub", "serve", "--port", str(self.port), *self.args],
+            [sys.executable, "-m", self.module, "serve", "--port", str(self.port), *self.args],
             env=env, cwd=REPO, stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
         )

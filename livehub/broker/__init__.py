@@ -18,7 +18,8 @@ __all__ = [
 
 
 def make_broker(redis_url: str | None, *, max_log: int, redis_max_log: int | None = None,
-                namespace: str = "livehub") -> Broker:
+                namespace: str = "livehub", max_log_bytes: int = 64 * 1024 * 1024,
+                max_idem: int = 100_000) -> Broker:
     """The embedded broker without a Redis URL, else the Redis one (imported only then);
     a ``redis+cluster://`` URL gives the Redis Cluster broker.
 
@@ -26,7 +27,7 @@ def make_broker(redis_url: str | None, *, max_log: int, redis_max_log: int | Non
     (the complete record) unless ``redis_max_log`` says otherwise.
     """
     if redis_url is None:
-        return MemoryBroker(max_log=max_log)
+        return MemoryBroker(max_log=max_log, max_log_bytes=max_log_bytes, max_idem=max_idem)
     if redis_url.startswith("redis+cluster://"):
         from livehub.broker.cluster import ClusterBroker
 

@@ -144,6 +144,11 @@ class Broker(abc.ABC):
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> History:
         """The room's logged events with ``seq > after``, oldest first."""
 
+    async def summaries(self, rooms: list[str]) -> dict[str, dict[str, str]]:
+        """Each room's summary record (:mod:`livehub.summary`), read in one round trip;
+        an empty record for a room that has none. Raises :class:`BrokerUnavailable`."""
+        return {room: {} for room in rooms}
+
     @abc.abstractmethod
     async def subscribe(self, room: str, listener: Listener) -> None:
         """Deliver every event committed to ``room`` from now on to ``listener``."""

@@ -107,6 +107,13 @@ class ClusterBroker(RedisBroker):
         self._shards: dict[Addr, Shard] = {}
         self._placed: dict[str, Shard] = {}  # room -> the shard its SSUBSCRIBE is on
         self._waiting: dict[str, asyncio.Future[None]] = {}  # first subscribe() calls
+        # Ready while the slot map can be read (set by _reconcile): a cluster is "up" per
+        # shard, so the single-Redis command probe (RedisBroker.ready) does not decide.
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and not self._closed
 
     # --- the command client ---------------------------------------------------
 

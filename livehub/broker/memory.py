@@ -11,26 +11,51 @@ import secrets
 import time
 from collections import deque
 
+import msgspec
+
+from livehub import summary
 from livehub.broker.base import Broker, Check, Commit, Event, History, Listener
 from livehub.broker.budgets import Counters
 
+_size = msgspec.msgpack.Encoder().encode  # an event's size, as Redis would store it
+
 
 class _Log:
-    __slots__ = ("events", "seq")
+    """A room's newest events, at most ``max_events`` and ``max_bytes`` of them."""
 
-    def __init__(self, maxlen: int) -> None:
+    __slots__ = ("bytes", "events", "max_bytes", "max_events", "seq", "sizes")
+
+    def __init__(self, max_events: int, max_bytes: int) -> None:
         self.seq = 0
-        self.events: deque[Event] = deque(maxlen=maxlen)
+        self.events: deque[Event] = deque()
+        self.sizes: deque[int] = deque()
+        self.bytes = 0
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+
+    def append(self, ev: Event) -> None:
+        n = len(_size(ev))
+        self.events.append(ev)
+        self.sizes.append(n)
+        self.bytes += n
+        while len(self.events) > 1 and (len(self.events) > self.max_events
+                                        or self.bytes > self.max_bytes):
+            self.events.popleft()
+            self.bytes -= self.sizes.popleft()
 
 
 class MemoryBroker(Broker):
     name = "memory"
 
-    def __init__(self, max_log: int = 100_000) -> None:
+    def __init__(self, max_log: int = 100_000, *, max_log_bytes: int = 64 * 1024 * 1024,
+                 max_idem: int = 100_000) -> None:
         # One epoch per broker: a restarted process has lost its logs.
         self.epoch = secrets.token_hex(8)
         self._max_log = max_log
+        self._max_log_bytes = max_log_bytes
+        self._max_idem = max_idem  # keys kept at most: the oldest go first beyond it
         self._logs: dict[str, _Log] = {}
+        self._summaries: dict[str, dict[str, str]] = {}
         self._listeners: dict[str, Listener] = {}
         self._idem: dict[str, tuple[float, str | None, int]] = {}
         self._online: dict[str, int] = {}
@@ -39,14 +64,15 @@ class MemoryBroker(Broker):
     def _log(self, room: str) -> _Log:
         log = self._logs.get(room)
         if log is None:
-            log = self._logs[room] = _Log(self._max_log)
+            log = self._logs[room] = _Log(self._max_log, self._max_log_bytes)
         return log
 
     def _expire_idem(self, now: float) -> None:
-        # Keys are inserted in time order, so expired ones sit at the front.
+        # Keys are inserted in time order, so expired ones sit at the front; past
+        # max_idem the oldest go too (a retry that late is answered as a new request).
         while self._idem:
             key, (expires, _, _) = next(iter(self._idem.items()))
-            if expires > now:
+            if expires > now and len(self._idem) <= self._max_idem:
                 break
             del self._idem[key]
 
@@ -72,9 +98,14 @@ class MemoryBroker(Broker):
         for ev in events:
             log.seq += 1
             ev["seq"] = log.seq
-            log.events.append(ev)
+            log.append(ev)
+        if events:
+            record = self._summaries.setdefault(room, {})
+            summary.apply(record, summary.delta(events))
+            record["seq"] = str(log.seq)
         if idem is not None:
             self._idem[key] = (now + idem_ttl, idem[1], log.seq)
+            self._expire_idem(now)
         listener = self._listeners.get(room)
         if listener is not None and events:
             listener.on_events(room, self.epoch, events)
@@ -102,6 +133,9 @@ class MemoryBroker(Broker):
         if limit is not None:
             out = out[:limit]
         return History(self.epoch, log.seq, out, complete)
+
+    async def summaries(self, rooms: list[str]) -> dict[str, dict[str, str]]:
+        return {room: dict(self._summaries.get(room, {})) for room in rooms}
 
     async def subscribe(self, room: str, listener: Listener) -> None:
         self._listeners[room] = listener

@@ -9,6 +9,7 @@ so the scripts below stay single-slot)::
     {ns}:{room}:idem:<key>   string  "<seq> <epoch> <ref>", EX idem_ttl
     {ns}:{room}:online       hash    process_id -> people this process has in the room
     {ns}:{room}:lim:<key>    zset/string/set  the budgets of livehub.broker.base.Check
+    {ns}:{room}:summary      hash    the room's summary (livehub.summary), by the commit script
     {ns}:{room}:ch           pub/sub channel
     {ns}:proc:<process_id>   string  heartbeat, PX heartbeat_ttl
 
@@ -19,6 +20,11 @@ already), so the server never re-encodes and a receiver decodes the whole batch 
 One dedicated pub/sub connection per process, owned by a supervisor task: it connects,
 (re)subscribes, proves liveness with PINGs that need a real reply, and on any failure
 reconnects with backoff and asks the listener to resync each room from the log.
+
+Being ``ready`` (``/readyz``, commits accepted) depends only on commands being answered,
+which a probe task checks with a PING every ``health_interval`` (and at once after a
+failed call): losing the pub/sub connection alone does not refuse commits, since the
+resync fills in from the log what was published meanwhile (PROTOCOL.md).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from livehub import summary
 from livehub.broker.base import (
     Broker,
     BrokerUnavailable,
@@ -54,8 +61,9 @@ from livehub.broker.base import (
 
 log = logging.getLogger(__name__)
 
-# ARGV: new_epoch, max_log (0 = keep all), idem_ttl, ref, channel, payload...
-# KEYS: seq, log, epoch[, idem]
+# ARGV: new_epoch, max_log (0 = keep all), idem_ttl, ref, channel, summary, payload...
+# KEYS: seq, log, epoch, summary[, idem]
+# summary: msgpack [{field: value to set}, {field: amount to add}] (livehub.summary.Delta)
 _ENSURE_EPOCH: Final = """
 local epoch = redis.call('GET', KEYS[3])
 -- No epoch: the log was lost (flush, restart without persistence, eviction) or the room
@@ -68,9 +76,10 @@ if not epoch or (redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEY
 end
 """
 
-# KEYS: seq, log, epoch, idem (a placeholder when has_idem is 0), one key per check
+# KEYS: seq, log, epoch, idem (a placeholder when has_idem is 0), one key per check, summary
 # ARGV: new_epoch, max_log (0 = keep all), idem_ttl, ref, channel, has_idem, nchecks,
-#       nchecks x (kind, limit, window_ms, member), payload...
+#       nchecks x (kind, limit, window_ms, member), summary, payload...
+# summary: msgpack [{field: value to set}, {field: amount to add}] (livehub.summary.Delta)
 # Returns {seq, epoch} on a commit, {seq, epoch, ref} for a repeated idempotency key,
 # {-1, epoch, i, retry_ms} when check i refused (nothing was changed then).
 COMMIT_LUA: Final = _ENSURE_EPOCH + """
@@ -85,6 +94,8 @@ if has_idem then
 end
 local nchecks = tonumber(ARGV[7])
 local at = 8 + 4 * nchecks
+local summary_key, summary_spec = KEYS[#KEYS], ARGV[at]
+at = at + 1
 local now = 0
 if nchecks > 0 then
   -- One clock for every process: the Redis server's.
@@ -114,6 +125,14 @@ if n > 0 then
   for i = 1, n do
     redis.call('XADD', KEYS[2], (first + i - 1) .. '-0', 'p', ARGV[at + i - 1])
   end
+  -- The summary describes this epoch's log only: a new log starts a new summary.
+  if redis.call('HGET', summary_key, 'epoch') ~= epoch then
+    redis.call('DEL', summary_key)
+  end
+  local spec = cmsgpack.unpack(summary_spec)
+  for k, v in pairs(spec[1]) do redis.call('HSET', summary_key, k, v) end
+  for k, v in pairs(spec[2]) do redis.call('HINCRBY', summary_key, k, v) end
+  redis.call('HSET', summary_key, 'epoch', epoch, 'seq', last)
   local max_log = tonumber(ARGV[2])
   if max_log > 0 then redis.call('XTRIM', KEYS[2], 'MAXLEN', max_log) end
   local hdr
@@ -244,7 +263,9 @@ class RedisBroker(Broker):
         self._conn: AbstractConnection | None = None
         # One FIFO per channel: Redis confirms each SUBSCRIBE of a channel in order.
         self._sub_waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
-        self._ready = False
+        self._sub_ready = False  # the pub/sub connection is up and subscribed
+        self._cmd_ok = False  # commands are answered (the last probe or call said so)
+        self._cmd_probe: asyncio.Event | None = None  # set: probe commands now
         self._connected_once = False
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -271,7 +292,12 @@ class RedisBroker(Broker):
 
     @property
     def ready(self) -> bool:
-        return self._ready and not self._closed
+        return self._cmd_ok and not self._closed
+
+    @property
+    def subscribed(self) -> bool:
+        """True while the pub/sub connection is up (events arrive as published)."""
+        return self._sub_ready and not self._closed
 
     async def start(self) -> None:
         """Connect, waiting up to ``connect_timeout`` for Redis; never fails if it is down.
@@ -289,9 +315,12 @@ class RedisBroker(Broker):
         self._probe = asyncio.Event()
         self._rx = asyncio.Event()
         self._beat_now = asyncio.Event()
+        self._cmd_probe = asyncio.Event()
+        self._cmd_probe.set()  # first probe at once
         self._tasks = [
             asyncio.create_task(self._supervise(), name="livehub-redis-pubsub"),
             asyncio.create_task(self._heartbeat(), name="livehub-redis-heartbeat"),
+            asyncio.create_task(self._probe_commands(), name="livehub-redis-probe"),
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -334,7 +363,7 @@ class RedisBroker(Broker):
             return
         self._closed = True
         redis = self._redis
-        if redis is not None and self._ready:
+        if redis is not None and self._cmd_ok:
             # A clean exit takes our people out of the counts at once, not after the TTL.
             async def forget() -> None:
                 pipe = redis.pipeline(transaction=False)
@@ -344,10 +373,18 @@ class RedisBroker(Broker):
                 await pipe.execute()
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(forget(), self.command_timeout)
-        self._ready = False
+        self._cmd_ok = self._sub_ready = False
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            # Again until they end: asyncio.wait_for can swallow a cancellation that
+            # lands as its inner call finishes (Python 3.11), and the task would go on.
+            _, pending = await asyncio.wait(pending, timeout=0.5)
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("redis broker: %s failed", task.get_name(),
+                          exc_info=task.exception())
         self._tasks = []
         if redis is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
@@ -361,6 +398,8 @@ class RedisBroker(Broker):
             log.warning("redis broker: %s: %s", type(exc).__name__, exc)
             if self._probe is not None:
                 self._probe.set()  # a failed call may be the first sign: check now
+            if self._cmd_probe is not None:
+                self._cmd_probe.set()
         return BrokerUnavailable("redis unreachable" if exc is None else str(exc) or "timeout")
 
     def _check_ready(self) -> None:
@@ -382,6 +421,7 @@ class RedisBroker(Broker):
         keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch"),
                 self._key(room, f"idem:{idem[0]}" if idem is not None else "idem:")]
         keys.extend(self._key(room, f"lim:{c.key}") for c in checks)
+        keys.append(self._key(room, "summary"))
         args: list[Any] = [
             secrets.token_hex(8), self.max_log or 0, max(1, int(idem_ttl)),
             idem[1] if idem is not None else "", self._channel(room),
@@ -389,6 +429,8 @@ class RedisBroker(Broker):
         ]
         for c in checks:
             args.extend((c.kind, c.limit, c.window_ms, c.member))
+        change = summary.delta(events)
+        args.append(enc([change.set, change.add]))
         args.extend(payloads)
         try:
             res = await asyncio.wait_for(
@@ -494,6 +536,21 @@ class RedisBroker(Broker):
             events.append(ev)
         return res[0].decode(), int(res[1]), events
 
+    async def summaries(self, rooms: list[str]) -> dict[str, dict[str, str]]:
+        """Every room's summary hash in one pipelined round trip."""
+        self._check_ready()
+        assert self._redis is not None
+        pipe = self._redis.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hgetall(self._key(room, "summary"))
+        try:
+            tables: list[dict[bytes, bytes]] = await asyncio.wait_for(
+                pipe.execute(), self.command_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        return {room: {k.decode(): v.decode() for k, v in table.items()}
+                for room, table in zip(rooms, tables, strict=True)}
+
     # --- subscriptions ------------------------------------------------------
 
     def _check_conn(self, conn: AbstractConnection) -> None:
@@ -590,7 +647,7 @@ class RedisBroker(Broker):
                     self.reconnects += 1
                     log.info("redis broker: pub/sub reconnected, %d rooms", len(rooms))
                 self._connected_once = True
-                self._ready = True
+                self._sub_ready = self._cmd_ok = True  # it answered: commands work too
                 attempt = 0
                 self._first_ready.set()
                 assert self._beat_now is not None
@@ -612,7 +669,9 @@ class RedisBroker(Broker):
                 if attempt == 0:  # once per outage, not once per retry
                     log.warning("redis broker: pub/sub down: %s: %s", type(exc).__name__, exc)
             finally:
-                self._ready = False
+                self._sub_ready = False
+                if self._cmd_probe is not None:
+                    self._cmd_probe.set()  # is it only pub/sub, or Redis? ask now
                 if self._conn is conn:
                     self._conn = None
                 if reader is not None:
@@ -795,6 +854,33 @@ class RedisBroker(Broker):
                 pipe.hdel(self._key(room, "online"), *pids)
             await pipe.execute()
         return out
+
+    async def _probe_commands(self) -> None:
+        """Keep ``ready`` true exactly while Redis answers commands (a PING)."""
+        assert self._cmd_probe is not None and self._first_ready is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cmd_probe.wait(), self.health_interval)
+            self._cmd_probe.clear()
+            if self._redis is None:
+                continue
+            try:
+                await asyncio.wait_for(self._redis.ping(), self.health_timeout)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self._cmd_ok:
+                    log.warning("redis broker: commands unanswered: %s: %s",
+                                type(exc).__name__, exc)
+                    self.errors += 1
+                self._cmd_ok = False
+                continue
+            if not self._cmd_ok:
+                log.info("redis broker: commands answered%s",
+                         "" if self._sub_ready else " (pub/sub still reconnecting)")
+                assert self._beat_now is not None
+                self._beat_now.set()
+            self._cmd_ok = True
+            if self.ready:  # (a subclass may need more than commands to be ready)
+                self._first_ready.set()
 
     async def _heartbeat(self) -> None:
         """Refresh our heartbeat and rewrite every local count (heals lost or pruned fields)."""

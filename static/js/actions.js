@@ -7,6 +7,7 @@ import { sentence } from './format.js';
 import { replyLabel } from './chat-view.js';
 import { confirmBan } from './controls-view.js';
 import { delegate } from './parts.js';
+import { askReport } from './reports-view.js';
 
 const ERROR_SHOWN_MS = 10_000;
 
@@ -87,8 +88,13 @@ export class Actions {
     box.value = '';
     this.setReply(null);
     this.redraw();
+    byId('message-status').textContent = '';
     this.conn.request(frame).then((ok) => {
       this.state.acknowledged(frame.id, ok.mid);
+      if (ok.held) {
+        this.state.outbox.delete(frame.id);
+        byId('message-status').textContent = 'Your message is waiting for a moderator to approve it.';
+      }
       this.redraw();
     }, (err) => {
       this.state.outbox.delete(frame.id);
@@ -143,6 +149,8 @@ export class Actions {
       pin: ({ mid, scope }) => this.act({ t: 'pin', mid }, scope === 'pinned' ? `pin:${mid}` : mid),
       unpin: ({ mid, scope }) => this.act({ t: 'unpin', mid }, scope === 'pinned' ? `pin:${mid}` : mid),
       delete: ({ mid }) => this.act({ t: 'del', mid }, mid),
+      react: ({ mid, emoji }) => this.react(mid, emoji),
+      report: ({ mid, about }) => this.report({ mid }, about, mid),
       ...this.peopleHandlers(),
     };
     delegate(chat, postHandlers);
@@ -154,6 +162,7 @@ export class Actions {
       answered: ({ qid }) => this.act({ t: 'qstate', qid, state: 'answered' }, qid),
       dismiss: ({ qid }) => this.act({ t: 'qstate', qid, state: 'dismissed' }, qid),
       'delete-q': ({ qid }) => this.act({ t: 'del', qid }, qid),
+      report: ({ qid, about }) => this.report({ qid }, about, qid),
       ...this.peopleHandlers(),
     });
     questions.addEventListener('submit', (e) => {
@@ -204,6 +213,27 @@ export class Actions {
     });
   }
 
+  react(mid, emoji) {
+    const key = `${mid} ${emoji}`;
+    const on = !this.state.myReactions.has(key);
+    if (on) this.state.myReactions.add(key);
+    else this.state.myReactions.delete(key);
+    this.redraw();
+    this.act({ t: 'react', mid, emoji, on }, mid).catch(() => {
+      if (on) this.state.myReactions.delete(key);
+      else this.state.myReactions.add(key);
+      this.redraw();
+    });
+  }
+
+  async report(item, about, key) {
+    const answer = await askReport(about === 'question' ? 'a question' : `a ${about}`);
+    if (!answer) return;
+    this.act({ t: 'report', ...item, ...answer }, key).then(() => {
+      byId('report-status').textContent = 'Thank you. The moderators have your report.';
+    }, () => {});
+  }
+
   answer(form) {
     const box = form.querySelector('textarea');
     const { qid } = form.dataset;
@@ -232,6 +262,11 @@ export class Actions {
         .catch((err) => this.lineError('controls-error', err));
     });
     delegate(byId('muted-list'), this.peopleHandlers());
+    delegate(byId('moderation'), {
+      resolve: ({ rid }) => this.act({ t: 'resolve', rid }, `report:${rid}`).catch(() => {}),
+      release: ({ mid }) => this.act({ t: 'release', mid }, `held:${mid}`).catch(() => {}),
+      'delete-held': ({ mid }) => this.act({ t: 'del', mid }, `held:${mid}`).catch(() => {}),
+    });
     delegate(byId('banned-list'), {
       unban: ({ uid }) => this.act({ t: 'unban', uid }, `ban:${uid}`).catch(() => {}),
     });

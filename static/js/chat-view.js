@@ -5,6 +5,7 @@ import { h, hidden, reconcile } from './dom.js';
 import { shorten } from './format.js';
 import { actionsMenu, menuItem, muteItems } from './actions-menu.js';
 import { action, byline, errorLine } from './parts.js';
+import { reactionBar, reactionSig, reportButton } from './reports-view.js';
 
 export class ChatView {
   constructor({ list, pinnedList, pinnedSection, empty, scroller }) {
@@ -67,7 +68,7 @@ function signature(n, ctx) {
   const { state } = ctx;
   return JSON.stringify([
     msg.text, msg.name, n.orphan, state.pinned.has(msg.mid), state.isMuted(msg.uid),
-    state.me.uid, state.me.role, ctx.errors.get(msg.mid),
+    state.me.uid, state.me.role, ctx.errors.get(msg.mid), reactionSig(msg, state),
   ]);
 }
 
@@ -99,7 +100,9 @@ function post(n, ctx) {
         moderator ? null : staff ? (state.pinned.has(msg.mid)
           ? action('Unpin', about, { ...data, action: 'unpin' })
           : action('Pin', about, { ...data, action: 'pin' })) : null,
-        !moderator && mine ? action('Delete', 'your post', { ...data, action: 'delete' }, { variant: 'button--warning' }) : null),
+        !moderator && mine ? action('Delete', 'your post', { ...data, action: 'delete' }, { variant: 'button--warning' }) : null,
+        mine ? null : reportButton(data, about)),
+      reactionBar(msg, state),
       errorLine(ctx.errors.get(msg.mid))),
     h('ol', { class: 'replies', 'aria-label': `Replies to ${msg.name}`, hidden: true }));
 }

@@ -250,7 +250,8 @@ export class Connection {
     this.helloError = frame;
     // auth_failed is followed by a 4401 close; a refused guest name leaves the
     // socket open for another hello, but the person has to choose a new name.
-    if (frame.code === 'bad_frame') {
+    // A guest name on the room's block list is refused the same way (then 1008).
+    if (frame.code === 'bad_frame' || frame.code === 'blocked') {
       this.stopped = true;
       const ws = this.ws;
       this.detach();

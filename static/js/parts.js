@@ -30,7 +30,7 @@ export function affiliation(text) {
 
 /** A button whose visible word is the action and whose context is for screen readers. */
 export function action(word, context, data, { variant = '', pressed, describedby } = {}) {
-  const key = `${data.action}:${data.mid || data.qid || data.uid || ''}`;
+  const key = `${data.action}:${data.mid || data.qid || data.uid || data.rid || ''}`;
   return h('button', {
     type: 'button',
     class: `button button--small ${variant}`.trim(),

@@ -5,6 +5,7 @@ import { h, reconcile } from './dom.js';
 import { clock } from './format.js';
 import { actionsMenu, menuItem, muteItems } from './actions-menu.js';
 import { action, byline, errorLine } from './parts.js';
+import { reportButton } from './reports-view.js';
 
 export class QuestionsView {
   constructor({ stage, queue, queueEmpty, pending, pendingSection }) {
@@ -91,6 +92,7 @@ function question(q, ctx, where) {
             ? menuItem('Ban', 'the asker', { action: 'ban', qid: q.qid, uid: q.uid, name: 'the asker', anon: '1' }, { variant: 'actions-menu__item--warning' })
             : null,
         ]) : null,
+        mine ? null : reportButton(data, 'question'),
         staff && q.state !== 'pending' ? answerForm(q, where) : null),
       moderator && q.anonymous && q.uid && !mine
         ? h('p', { class: 'note' }, 'Asked anonymously: only moderators see who asked. Mute and Ban here act without the room learning who it was.')

@@ -11,6 +11,7 @@ import { ControlsView } from './controls-view.js';
 import { byId } from './dom.js';
 import { sentence, shorten } from './format.js';
 import { QuestionsView } from './questions-view.js';
+import { ModerationView } from './reports-view.js';
 import { PollsView } from './room-polls.js';
 import { offerSignIn, roomsInfo } from './signin.js';
 import { RoomState } from './state.js';
@@ -28,6 +29,7 @@ const questions = new QuestionsView({
   pending: byId('pending-list'), pendingSection: byId('pending'),
 });
 const controls = new ControlsView();
+const moderation = new ModerationView();
 const announcer = new Announcer(byId('announcer'));
 
 let conn = null;
@@ -52,6 +54,7 @@ function draw() {
   questions.render(ctx);
   controls.render(ctx);
   polls.render();
+  moderation.render(ctx);
 }
 
 // --- gates: who may come in, and how ----------------------------------------------
@@ -165,6 +168,7 @@ function onEvent(ev) {
   else if (note.kind === 'pollstate') announcer.note(`Poll ${note.poll.state === 'open' ? 'reopened' : 'closed'}: ${shorten(note.poll.question)}`);
   else if (note.kind === 'room') announcer.note(`The room is now ${note.state}.`);
   else if (note.kind === 'unmuted') announcer.note('You can post again.');
+  else if (note.kind === 'report' && me.role === 'moderator') announcer.note(`New report from ${note.report.name}.`);
   else if (note.kind === 'muted' && state.myMute) announcer.note(muteMessage(state.myMute));
 }
 

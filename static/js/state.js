@@ -24,6 +24,10 @@ export class RoomState {
     this.polls = new Map(); // pid -> poll {question, options, multi, state, counts}
     this.myBallots = new Map(); // pid -> [option indexes] this person last sent
     this.outbox = new Map(); // request id -> {id, text, reply_to, mid}: posts not yet in the chat
+    this.reactions = new Map(); // mid -> {emoji: count}
+    this.myReactions = new Set(); // "mid emoji" pressed from this page (the server keeps the truth)
+    this.reports = new Map(); // rid -> open report (moderators)
+    this.held = new Map(); // mid -> held post (moderators; authors see their own)
   }
 
   /** Fold a `welcome`. A resumed one (`recovered: true`) adds to what we have. */
@@ -47,8 +51,15 @@ export class RoomState {
     } else {
       this.messages = new Map();
       this.removed = new Set();
+      this.reactions = new Map();
       for (const msg of w.history) this.addMessage(msg);
     }
+    for (const msg of [...w.history, ...w.pinned]) {
+      if (msg.t === 'msg' && msg.reactions) this.reactions.set(msg.mid, msg.reactions);
+    }
+    // Moderators get the open reports and held posts whole: they are current.
+    if (Array.isArray(w.reports)) this.reports = new Map(w.reports.map((r) => [r.rid, r]));
+    if (Array.isArray(w.held)) this.held = new Map(w.held.map((m) => [m.mid, m]));
     // Pinned posts, questions and the room come whole: they are current.
     this.room = w.room;
     this.online = w.online;
@@ -67,6 +78,12 @@ export class RoomState {
   }
 
   addMessage(msg) {
+    if (msg.held) {
+      if (!this.removed.has(msg.mid)) this.held.set(msg.mid, msg);
+      this.settleOutbox(msg);
+      return false;
+    }
+    this.held.delete(msg.mid); // released
     if (this.messages.has(msg.mid) || this.removed.has(msg.mid)) return false;
     this.messages.set(msg.mid, msg);
     if (this.messages.size > KEEP_MESSAGES) {
@@ -159,6 +176,15 @@ export class RoomState {
       .sort((a, b) => b.votes - a.votes || a.seq - b.seq);
   }
 
+  reactionCount(mid, emoji) {
+    return this.reactions.get(mid)?.[emoji] || 0;
+  }
+
+  /** Open reports, newest first. */
+  get openReports() {
+    return [...this.reports.values()].sort((a, b) => b.seq - a.seq);
+  }
+
   /** The poll to show first: the newest open one, else the newest. */
   get currentPoll() {
     const all = [...this.polls.values()];
@@ -217,6 +243,8 @@ const FOLDS = {
   },
   del(s, ev) {
     if (ev.mid) {
+      s.held.delete(ev.mid);
+      s.reactions.delete(ev.mid);
       s.messages.delete(ev.mid);
       s.pinned.delete(ev.mid);
       s.removed.add(ev.mid);
@@ -244,6 +272,20 @@ const FOLDS = {
     const was = s.room.state;
     s.room = { ...s.room, state: ev.state, settings: ev.settings };
     if (was !== ev.state) return { kind: 'room', state: ev.state };
+  },
+  reactions(s, ev) {
+    s.reactions.set(ev.mid, ev.counts || {});
+  },
+  report(s, ev) {
+    s.reports.set(ev.rid, ev);
+    // Earlier reports of the same item now count one more person.
+    for (const r of s.reports.values()) {
+      if ((r.mid && r.mid === ev.mid) || (r.qid && r.qid === ev.qid)) r.count = ev.count;
+    }
+    return { kind: 'report', report: ev };
+  },
+  resolved(s, ev) {
+    s.reports.delete(ev.rid);
   },
   presence(s, ev) {
     s.online = ev.online;

@@ -62,6 +62,10 @@ def frame_for(t: str, c: Cast) -> dict[str, Any]:
         "poll": {"question": "another poll?", "options": ["yes", "no"]},
         "ballot": {"pid": c.pid, "choices": [0]},
         "pollstate": {"pid": c.pid, "state": "closed"},
+        "report": {"mid": c.mid, "reason": "spam"},
+        "react": {"mid": c.mid, "emoji": "heart"},
+        "resolve": {"rid": "r-none"},
+        "release": {"mid": c.mid},
     }[t] | {"t": t}
 
 
@@ -69,6 +73,8 @@ def expected(t: str, role: str) -> str:
     """The matrix of PROTOCOL.md: `del` of someone else's post is for moderators only."""
     if t == "del":
         return "ok" if role == "moderator" else "forbidden"
+    if t in ("resolve", "release") and role == "moderator":
+        return "not_found"  # allowed; there is no such report or held post
     return "ok" if Role(role) in PERMISSIONS[t] else "forbidden"
 
 

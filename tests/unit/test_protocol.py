@@ -100,6 +100,14 @@ VALID: list[tuple[dict[str, Any], p.Request]] = [
     ({"t": "pollstate", "pid": "p1", "state": "closed"},
      p.SetPollState(pid="p1", state="closed")),
     ({"t": "hello", "watch": True}, p.Hello(watch=True)),
+    ({"t": "report", "mid": "m1", "reason": "spam"}, p.Report(mid="m1", reason="spam")),
+    ({"t": "report", "qid": "q1", "reason": "other", "note": "n"},
+     p.Report(qid="q1", reason="other", note="n")),
+    ({"t": "resolve", "rid": "r1"}, p.Resolve(rid="r1")),
+    ({"t": "release", "mid": "m1"}, p.Release(mid="m1")),
+    ({"t": "react", "mid": "m1", "emoji": "heart"}, p.React(mid="m1", emoji="heart")),
+    ({"t": "react", "mid": "m1", "emoji": "clap", "on": False},
+     p.React(mid="m1", emoji="clap", on=False)),
 ]
 
 
@@ -507,7 +515,8 @@ def test_error_codes_are_the_protocols() -> None:
     assert {str(c) for c in ErrorCode} == {
         "bad_frame", "unknown_type", "auth_failed", "forbidden", "muted", "banned",
         "rate_limited", "slow_mode", "too_long", "not_found", "room_closed", "unavailable",
-        "poll_closed"}
+        "poll_closed",
+        "blocked"}
 
 
 def test_close_codes_are_the_protocols() -> None:

@@ -43,6 +43,10 @@ WHO: dict[str, set[Role]] = {
     "poll": {S, M},
     "pollstate": {S, M},
     "ballot": {P, S, M},
+    "report": {P, S, M},    # anyone who can see the item
+    "react": {P, S, M},     # anyone who may post
+    "resolve": {M},
+    "release": {M},
 }
 
 MATRIX = [(t, role) for t in WHO for role in Role]
@@ -109,6 +113,10 @@ SAMPLES: dict[str, p.Request] = {
     "poll": p.OpenPoll(question="q", options=["a", "b"]),
     "pollstate": p.SetPollState(pid="nope", state="closed"),
     "ballot": p.Ballot(pid="nope", choices=[0]),
+    "report": p.Report(mid="nope", reason="spam"),
+    "react": p.React(mid="nope", emoji="heart"),
+    "resolve": p.Resolve(rid="nope"),
+    "release": p.Release(mid="nope"),
 }
 
 FORBIDDEN = [(t, role) for t, role in MATRIX if role not in WHO[t]]
