@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from tests.hardening.conftest import ROOMS, Spawn, assert_no_traceback, eventually
-from tests.hardening.rawws import OP_CONT, OP_TEXT, RawWebSocket
+from tests.hardening.rawws import OP_CONT, OP_TEXT, RawWebSocket, encode_frame
 from tests.support import Client
 
 LIVEHUB = Path(__file__).resolve().parents[2] / "livehub"
@@ -91,3 +91,22 @@ def test_no_private_attributes_of_the_server_libraries() -> None:
         for n, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
             assert not banned.search(code), f"{path.name}:{n}: {line.strip()}"
+
+
+async def test_pipelined_requests_are_answered_in_order(spawn: Spawn) -> None:
+    srv = spawn()
+    raw = await RawWebSocket.connect(srv.port, f"/ws/{ROOMS[9]}")
+    await hello(raw, "Pipeliner")
+    burst = b"".join(encode_frame(OP_TEXT, json.dumps({"t": "ping", "id": f"p{i}"}).encode(),
+                                  mask=True) for i in range(8))
+    raw.writer.write(burst)  # eight requests in one write
+    await raw.writer.drain()
+    ids: list[str] = []
+    while len(ids) < 8:
+        frame = await raw.read_frame()
+        for line in frame.payload.decode().splitlines():
+            reply = json.loads(line)
+            if reply.get("t") == "ok":
+                ids.append(reply["id"])
+    assert ids == [f"p{i}" for i in range(8)]
+    raw.abort()
