@@ -183,6 +183,10 @@ class WebSocketTransport(asyncio.Protocol):
         elif was == HANDSHAKE and self.task is not None:
             self._put({"type": "websocket.disconnect", "code": 1006})
         self.paused = False
+        # The receiver has had its disconnect: break the transport -> reader -> connection
+        # -> transport cycle, so a closed connection is freed at once, not by the GC.
+        self.receiver = None
+        self.on_writable = None
 
     def pause_writing(self) -> None:
         self.paused = True
