@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -46,20 +44,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from livehub import export, metrics
+from livehub import export, metrics, roomlog
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import AuthError, Identity, verify
-from livehub.broker.base import Broker, BrokerUnavailable, History
-from livehub.hub import Hub, now_ms
+from livehub.broker.base import BrokerUnavailable
+from livehub.hub import Hub
 from livehub.programme import SLUG_RE, ProgrammeError, Session, load_programme
 from livehub.protocol import ErrorCode, ProtocolError
 from livehub.roles import Role
+from livehub.service import Answer, Call
 
 log = structlog.get_logger("livehub.api")
 
 REALM: Final = 'Bearer realm="livehub"'
-LOG_PAGE: Final = 5000  # events per broker read when reading a whole log
+LOG_PAGE: Final = roomlog.LOG_PAGE
 IDEMPOTENCY_HEADER: Final = "idempotency-key"
 
 
@@ -167,45 +166,10 @@ def _unavailable(exc: BrokerUnavailable, what: str) -> ApiError:
                     headers={"Retry-After": "5"})
 
 
-# --- reading a room's whole log ----------------------------------------------------------
-
-
-async def read_room_log(broker: Broker, room: str, page: int = LOG_PAGE) -> History:
-    """The room's whole log as one :class:`History`, read in pages.
-
-    The events are those up to the head seen by the first read: what is committed
-    meanwhile is left for the next transcript. Raises :class:`BrokerUnavailable`.
-    """
-    for _ in range(3):
-        first = await broker.read(room, 0, limit=page)
-        head, events = first.head, list(first.events)
-        complete, restarted = first.complete, False
-        while events and events[-1]["seq"] < head:
-            after = events[-1]["seq"]
-            more = await broker.read(room, after, limit=page)
-            if more.epoch != first.epoch:
-                restarted = True  # the log was lost and started again while we read
-                break
-            if not more.events:
-                break
-            if more.events[0]["seq"] != after + 1:
-                complete = False  # trimmed under us: a gap
-            events.extend(more.events)
-        if not restarted:
-            return History(first.epoch, head, [ev for ev in events if ev["seq"] <= head],
-                           complete)
-    raise BrokerUnavailable("the room's log keeps being reset")
-
-
-def fold(session: Session, history: History) -> core.RoomState:
-    """A room's state from its session and logged events."""
-    state = core.RoomState(room=session.slug, title=session.title, epoch=history.epoch,
-                           settings=core.RoomSettings(slow_mode=session.slow_mode,
-                                                      guests=session.guests,
-                                                      premoderate=session.premoderate))
-    for ev in history.events:
-        core.apply(state, ev)
-    return state
+# The whole-log reader and the state fold live in livehub.roomlog (these names stay for
+# the callers that import them from here).
+read_room_log = roomlog.read_all
+fold = roomlog.fold
 
 
 # --- transcript --------------------------------------------------------------------------
@@ -333,7 +297,7 @@ async def _room_state(hub: Hub, session: Session) -> core.RoomState:
     replica = hub.replicas.get(session.slug)
     if replica is not None and replica.ready.is_set():
         return replica.state
-    return fold(session, await read_room_log(hub.broker, session.slug))
+    return roomlog.fold(session, await roomlog.read_all(hub.broker, session.slug))
 
 
 @_endpoint("announce")
@@ -346,60 +310,34 @@ async def announce(request: Request) -> Response:
     key = _idempotency_key(request)
     body = await _announce_body(request, config.max_text, config.max_frame)
     try:
-        outcome, status, reply = await _announce(hub, session, identity, body.text, key)
+        answer = await _announce(hub, session, identity, body.text, key)
     except ProtocolError as exc:
-        metrics.REQUESTS.labels("announce", exc.code).inc()
         status = _DECIDE_STATUS.get(exc.code, 400)
         headers = {"Retry-After": "5"} if status == 503 else None
         raise ApiError(status, str(exc.code), exc.message, headers=headers) from None
-    metrics.REQUESTS.labels("announce", outcome).inc()
+    reply = {"room": session.slug, **answer.reply}
+    if answer.duplicate:
+        reply["duplicate"] = True
     log.info("announcement posted", mid=reply["mid"], seq=reply["seq"],
-             duplicate=status == 200)
-    return JSONResponse(reply, status_code=status)
+             duplicate=answer.duplicate)
+    return JSONResponse(reply, status_code=200 if answer.duplicate else 201)
 
 
 async def _announce(hub: Hub, session: Session, identity: Identity, text: str,
-                    key: str | None) -> tuple[str, int, dict[str, Any]]:
-    """Decide and commit one announcement: (outcome, HTTP status, answer)."""
-    room = session.slug
+                    key: str | None) -> Answer:
+    """Decide and commit one announcement through the request path the WebSocket uses."""
     try:
         state = await _room_state(hub, session)
     except BrokerUnavailable as exc:
         metrics.BROKER_ERRORS.labels("read").inc()
+        metrics.REQUESTS.labels("announce", ErrorCode.UNAVAILABLE).inc()
         raise ProtocolError(ErrorCode.UNAVAILABLE, f"the server cannot reach its broker "
                             f"({exc}); nothing was published, retry") from None
-    actor = core.Actor(identity.uid, identity.name, identity.role)
-    ctx = core.Context(now=now_ms(), new_id=secrets.token_hex(6), max_text=hub.config.max_text,
-                       words=hub.programme.matcher(room))
-    idem_key = None if key is None else f"{identity.uid}\x00announce:{key}"
-    try:
-        decision = core.decide(state, actor, p.Post(text=text), ctx)
-    except ProtocolError:
-        if idem_key is not None:  # a retry of an announcement made before this refusal?
-            try:
-                earlier = await hub.broker.recall(room, idem_key)
-            except BrokerUnavailable:
-                earlier = None
-            if earlier is not None:
-                return "ok", 200, {"room": room, "mid": earlier.ref, "seq": earlier.seq,
-                                   "duplicate": True}
-        raise
-    for ev in decision.events:
-        ev["announcement"] = True
-    idem = None if idem_key is None else (idem_key, decision.ref or "")
-    started = time.perf_counter()
-    try:
-        commit = await hub.broker.commit(room, decision.events, idem=idem)
-    except BrokerUnavailable:
-        metrics.BROKER_ERRORS.labels("commit").inc()
-        raise ProtocolError(ErrorCode.UNAVAILABLE, "the server cannot reach its broker; "
-                            "nothing was published, retry") from None
-    metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-    if commit.duplicate:
-        return "ok", 200, {"room": room, "mid": commit.ref, "seq": commit.seq,
-                           "duplicate": True}
-    metrics.EVENTS_COMMITTED.inc(len(decision.events))
-    return "ok", 201, {"room": room, "mid": decision.reply["mid"], "seq": commit.seq}
+    call = Call(session.slug, core.Actor(identity.uid, identity.name, identity.role),
+                p.Post(text=text), idem=None if key is None else f"announce:{key}",
+                budgets=False, marks={"announcement": True}, kind="announce",
+                words=hub.programme.matcher(session.slug))
+    return await hub.service.run(state, call)
 
 
 # --- programme reload ----------------------------------------------------------------------

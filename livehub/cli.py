@@ -203,15 +203,15 @@ def _redact(url: str) -> str:
 
 
 async def _read_room_log(cfg: Config, room: str) -> History:
-    from livehub.api import read_room_log
     from livehub.broker import make_broker
+    from livehub.roomlog import read_all
 
     # The same broker settings as `serve` (livehub.app.create_app), so the same keys.
     broker = make_broker(cfg.redis_url, max_log=cfg.max_log, redis_max_log=cfg.redis_max_log,
                          namespace=cfg.redis_namespace)
     await broker.start()
     try:
-        return await asyncio.wait_for(read_room_log(broker, room), 60)
+        return await asyncio.wait_for(read_all(broker, room), 60)
     finally:
         await broker.close()
 

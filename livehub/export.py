@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from livehub import events
 from livehub import export_extras as extras
 from livehub.programme import Session
 
@@ -286,7 +287,9 @@ class _Folder:
         }
         for ev in log.events:
             handler = handlers.get(ev.get("t"))
-            if handler is not None:
+            # An event whose keys do not fit its type (livehub.events) is left out, as
+            # room.apply leaves it out of the room's state.
+            if handler is not None and events.problem(ev) is None:
                 handler(ev)
 
     def _on_poll(self, ev: Event) -> None:

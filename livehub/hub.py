@@ -13,32 +13,42 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
-import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 
-from livehub import metrics, polls, welcome_bounds
+from livehub import metrics, polls, roomlog, welcome_bounds
 from livehub import moderation as mod
 from livehub import protocol as p
 from livehub import room as core
 from livehub.auth import Identity
-from livehub.broker.base import Broker, BrokerUnavailable, Commit, Event, History
-from livehub.budgets import Limits, checks_for
+from livehub.broker.base import Broker, BrokerUnavailable, Event, History
+from livehub.budgets import Limits
 from livehub.config import Config
-from livehub.limits_log import refused
+from livehub.events import problem as event_problem
 from livehub.programme import Programme, Session
 from livehub.protocol import CloseCode, Codec, ErrorCode, Frame, ProtocolError
 from livehub.roles import Role
+from livehub.sequencer import (
+    Action,
+    Apply,
+    LogRead,
+    ReadGap,
+    RenewEpoch,
+    Reset,
+    Sequencer,
+    start_of,
+)
+from livehub.service import Call, RequestService
 from livehub.single_flight import SingleFlight
 from livehub.supervisor import Supervisor
-from livehub.transport import encode_frame
 
 log = structlog.get_logger("livehub.hub")
+T = TypeVar("T")
 
 RECENT_EVENTS: Final = 2000  # applied events kept per replica to serve `since` without I/O
 MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
@@ -49,7 +59,8 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 # the sends (and CPU) per delivery several times (docs/benchmarks.md).
 COALESCE_AFTER: Final = 2
 COALESCE_LOADED: Final = 1  # the same while the process is busy (see Flusher)
-IDEM_TTL_MS: Final = 600_000
+# Requests whose ``id`` is an idempotency key: a repeat is answered with the first answer.
+IDEMPOTENT: Final = frozenset({"post", "ask"})
 JOIN_WAIT: Final = 10.0  # seconds a join waits for its room to (re)load before `unavailable`
 # Events that may change a room's open reports or held posts (see metrics.OPEN_REPORTS).
 _MODERATION_GAUGED: Final = frozenset({"report", "resolved", "msg", "del"})
@@ -78,6 +89,11 @@ class Outlet(Protocol):
 
     @property
     def closing(self) -> bool: ...
+
+    def frame(self, payload: Frame) -> bytes:
+        """``payload`` as one whole WebSocket frame, the same for every connection that
+        shares frames (so it is made once per audience)."""
+        ...
 
     def write_frame(self, frame: bytes) -> None: ...
 
@@ -160,13 +176,13 @@ class Flusher:
         self.last = ended
 
 
-def _wire(made: dict[int, tuple[Frame, bytes]], payload: Frame) -> bytes:
+def _wire(made: dict[int, tuple[Frame, bytes]], payload: Frame, outlet: Outlet) -> bytes:
     """``payload`` as one WebSocket frame, made once however many connections send it."""
     key = id(payload)
     hit = made.get(key)
     if hit is not None and hit[0] is payload:
         return hit[1]
-    frame = encode_frame(payload)
+    frame = outlet.frame(payload)
     made[key] = (payload, frame)
     return frame
 
@@ -313,7 +329,7 @@ class Connection:
         while self.queue and outlet.writable:
             payload = self._next_frame(coalesce_after)
             if shared:
-                outlet.write_frame(_wire(made, payload))
+                outlet.write_frame(_wire(made, payload, outlet))
             else:
                 outlet.write_message(payload)
             sent += 1
@@ -329,14 +345,16 @@ class RoomReplica:
         self.hub = hub
         self.id = session.slug
         self.session = session
-        self.state = self._fresh_state("")
+        self.state = roomlog.initial_state(session)
+        # Ordering, gap fills, the lost-tail check and `since`: pure (livehub.sequencer);
+        # this class carries out what it answers.
+        self.sequencer = Sequencer(window=max(RECENT_EVENTS, hub.config.max_replay),
+                                   max_replay=hub.config.max_replay)
         self.conns: set[Connection] = set()
         self.audiences: dict[tuple[Role, Codec], set[Connection]] = {}
-        self.recent: deque[Event] = deque(maxlen=max(RECENT_EVENTS, hub.config.max_replay))
         self.ready = asyncio.Event()
         self.failed = False  # its first load failed; it is not in the hub's replicas
-        self._backlog: list[tuple[str, list[Event]]] = []
-        self._filling = False
+        self._task: asyncio.Task[None] | None = None  # the log read or reload under way
         self._votes: dict[str, tuple[int, int]] = {}  # qid -> (seq, ts) of last unsent change
         self._tallies: dict[str, tuple[int, int]] = {}  # pid -> the same, for poll ballots
         self.watchers = 0  # connections in ``conns`` that watch (not counted online)
@@ -345,150 +363,113 @@ class RoomReplica:
         self.last_online = -1
         self.reported_online = -1
 
-    def _fresh_state(self, epoch: str) -> core.RoomState:
-        s = self.session
-        return core.RoomState(
-            room=s.slug, title=s.title, epoch=epoch,
-            settings=core.RoomSettings(slow_mode=s.slow_mode, guests=s.guests,
-                                       premoderate=s.premoderate),
-        )
+    @property
+    def recent(self) -> deque[Event]:
+        """The latest applied events (the window that serves `since`)."""
+        return self.sequencer.recent
 
-    # -- loading and ordering ------------------------------------------------
+    # -- loading and ordering: the sequencer's inputs, and its actions carried out --------
 
     async def load(self) -> None:
         """Subscribe, then rebuild the state from the whole log."""
-        self._filling = True
-        try:
-            await self.hub.broker.subscribe(self.id, self.hub)
-            history = await self.hub.broker.read(self.id, 0)
-            self.state = self._fresh_state(history.epoch)
-            for ev in history.events:
-                self._apply(ev, fan_out=False)
-        finally:
-            self._filling = False
-        self.ready.set()
-        self._drain_backlog()
+        await self.hub.broker.subscribe(self.id, self.hub)
+        history = await roomlog.read_all(self.hub.broker, self.id)
+        self.state = roomlog.initial_state(self.session, history.epoch)
+        read = _log_read(history)
+        self.state.seq = start_of(read)  # (a trimmed log does not start at 1)
+        actions = self.sequencer.loaded(read)
+        self.ready.set()  # (before the actions: a reset among them clears it again)
+        self._do(actions)
 
     def on_events(self, epoch: str, events: list[Event]) -> None:
-        if self._filling:
-            self._backlog.append((epoch, events))
-            return
-        if epoch != self.state.epoch:
-            self._reset(epoch)
-            return
-        for i, ev in enumerate(events):
-            seq = ev["seq"]
-            if seq <= self.state.seq:
-                continue  # already folded (we read it from the log)
-            if seq != self.state.seq + 1:
-                self._backlog.append((epoch, events[i:]))
-                self._fill_gap()
-                return
-            self._apply(ev, fan_out=True)
+        self._do(self.sequencer.deliver(epoch, events))
 
     def on_resync(self) -> None:
-        if not self._filling:
-            self._fill_gap()
+        self._do(self.sequencer.resync())
 
-    def _fill_gap(self) -> None:
-        self._filling = True
-        metrics.GAP_FILLS.inc()
-        self.hub.tasks.spawn(self._read_gap(), name=f"gap:{self.id}")
+    def _do(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Apply):
+                for ev in action.events:
+                    self._apply(ev, fan_out=action.live)
+            elif isinstance(action, ReadGap):
+                metrics.GAP_FILLS.inc()
+                self._start(self._read_gap(action.after), "gap")
+            elif isinstance(action, RenewEpoch):
+                log.warning("room log lost its newest events", room=self.id,
+                            applied=action.applied, head=action.head)
+                self._start(self._renew_epoch(action.epoch), "renew")
+            else:
+                self._reset(action)
 
-    async def _read_gap(self) -> None:
+    def _start(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Run the one log read (or reload) the sequencer waits for, owned here."""
+        # The hub's supervisor logs a failure and cancels it when the hub stops; the
+        # replica keeps it to cancel when the room is dropped.
+        task = self.hub.tasks.spawn(coro, name=f"{what}:{self.id}")
+        self._task = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
+
+    async def close(self) -> None:
+        """Stop the log read or reload under way (the room is dropped, or we stop)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """``step`` until it succeeds: an outage (or a bug) must not leave the room
+        stuck waiting for a read."""
         delay = 0.05
-        lost_tail = False
         while True:
             try:
-                # From our last event on, to check that the log still holds it.
-                history = await self.hub.broker.read(self.id, max(0, self.state.seq - 1))
-                lost_tail = history.epoch == self.state.epoch and self._lost_tail(history)
-                if lost_tail:
-                    # Same epoch, but not the events we applied (Redis came back from an
-                    # older snapshot, or failed over to a replica that lagged): a new
-                    # epoch, so that nobody's `since` is taken for a place in the new log.
-                    epoch = await self.hub.broker.renew_epoch(self.id, history.epoch)
-                break
+                return await step()
             except BrokerUnavailable:
-                metrics.BROKER_ERRORS.labels("read").inc()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                metrics.BROKER_ERRORS.labels(what).inc()
             except Exception:
                 # A bug or a bad log entry, not an outage: say so, and keep trying, so the
-                # room is not left frozen with `_filling` set.
-                log.exception("gap fill failed; retrying", room=self.id, delay=delay)
-                metrics.BROKER_ERRORS.labels("gap").inc()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        self._filling = False
-        if lost_tail:
-            log.warning("room log lost its newest events", room=self.id,
-                        applied=self.state.seq, head=history.head)
-            self._reset(epoch)
-            return
-        if history.epoch != self.state.epoch or not history.complete:
-            self._reset(history.epoch)
-            return
-        for ev in history.events:
-            if ev["seq"] == self.state.seq + 1:
-                self._apply(ev, fan_out=True)
-        self._drain_backlog()
+                # room is not left waiting for the read for ever.
+                log.exception(_FAILED.get(what, f"{what} failed; retrying"), room=self.id,
+                              delay=delay)
+                metrics.BROKER_ERRORS.labels("gap" if what == "read" else what).inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
-    def _lost_tail(self, history: History) -> bool:
-        """Whether the log (read from our last seq on) no longer ends with what we applied."""
-        seq = self.state.seq
-        if seq == 0:
-            return False
-        if history.head < seq:
-            return True
-        mine = self.recent[-1] if self.recent and self.recent[-1]["seq"] == seq else None
-        logged = history.events[0] if history.events else None
-        if mine is None or logged is None or logged["seq"] != seq:
-            return False
-        return (mine["t"], mine.get("ts")) != (logged["t"], logged.get("ts"))
+    async def _read_gap(self, after: int) -> None:
+        history = await self._retrying("read", lambda: self.hub.broker.read(self.id, after))
+        self._do(self.sequencer.gap_read(_log_read(history)))
 
-    def _drain_backlog(self) -> None:
-        backlog, self._backlog = self._backlog, []
-        for i, (epoch, events) in enumerate(backlog):
-            self.on_events(epoch, events)
-            if self._filling:  # a new gap: the rest waits for the fill
-                self._backlog.extend(backlog[i + 1:])
-                return
+    async def _renew_epoch(self, epoch: str) -> None:
+        renewed = await self._retrying(
+            "renew", lambda: self.hub.broker.renew_epoch(self.id, epoch))
+        self._do(self.sequencer.epoch_renewed(renewed))
 
-    def _reset(self, epoch: str) -> None:
+    def _reset(self, reset: Reset) -> None:
         """The log was lost and started again: rebuild, and send everyone to resume."""
-        log.warning("room log lost; rebuilding", room=self.id, old_epoch=self.state.epoch,
-                    new_epoch=epoch)
+        log.warning("room log lost; rebuilding", room=self.id, old_epoch=reset.old_epoch,
+                    new_epoch=reset.epoch)
         for conn in list(self.conns):
             conn.close(CloseCode.TRY_AGAIN, "room log was reset: resume with since")
-        self.recent.clear()
         self._votes.clear()
         self._tallies.clear()
         self._reactions.clear()
         self.ready.clear()
-        self.state = self._fresh_state(epoch)
-        self.hub.tasks.spawn(self._reload(), name=f"reload:{self.id}")
-
-    async def _reload(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                await self.load()
-                return
-            except BrokerUnavailable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except Exception:
-                log.exception("room reload failed; retrying", room=self.id, delay=delay)
-                self.state = self._fresh_state(self.state.epoch)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        self.state = roomlog.initial_state(self.session, reset.epoch)
+        self._start(self._retrying("reload", self.load), "reload")
 
     # -- applying and fan-out -----------------------------------------------------
 
     def _apply(self, ev: Event, *, fan_out: bool) -> None:
+        problem = event_problem(ev)
+        if problem is not None:  # core.apply folds only its seq, and no view sends it
+            log.warning("logged event does not fit its type: only its seq is applied",
+                        room=self.id, problem=problem)
         core.apply(self.state, ev)
-        self.recent.append(ev)
         metrics.EVENTS_APPLIED.inc()
         if ev["t"] in _MODERATION_GAUGED:
             metrics.OPEN_REPORTS.labels(self.id).set(len(self.state.mod.open))
@@ -659,7 +640,7 @@ class RoomReplica:
             extra["held"] = [core.client_copy(m) for m in extra["held"]]
             frame.update(extra)
         if since is not None:
-            events = self._since(since, epoch, older)
+            events = self.sequencer.since(since, epoch, older)
             frame["recovered"] = events is not None
             frame["history"] = (core.history(state) if events is None
                                 else core.replay(state, events, role, conn.actor.uid))
@@ -670,38 +651,18 @@ class RoomReplica:
                                 for m in frame["history"]]
         return frame
 
-    def _since(self, since: int, epoch: str | None, older: list[Event] | None
-               ) -> list[Event] | None:
-        """Every applied event after ``since``, or None when they cannot all be had
-        (another epoch, or more than ``max_replay`` of them)."""
-        state = self.state
-        if (epoch is not None and epoch != state.epoch) or since > state.seq:
-            return None
-        if state.seq - since > self.hub.config.max_replay:
-            return None
-        if since == state.seq:
-            return []
-        recent = self.recent
-        if recent and recent[0]["seq"] <= since + 1:
-            return [ev for ev in recent if ev["seq"] > since]
-        events = [ev for ev in (older or []) if since < ev["seq"] <= state.seq]
-        last = events[-1]["seq"] if events else since
-        events.extend(ev for ev in recent if ev["seq"] > last)
-        expected = state.seq - since
-        if len(events) != expected or (events and events[0]["seq"] != since + 1):
-            return None
-        return events
+    def needs_log_read(self, since: int | None, epoch: str | None = None) -> int:
+        """How many events after ``since`` a welcome must read from the log (0: none)."""
+        return self.sequencer.needs_log_read(since, epoch)
 
-    def needs_log_read(self, since: int | None, epoch: str | None = None) -> bool:
-        """Whether replaying after ``since`` needs the log: never for a ``since`` out
-        of the replay window or from another epoch (those get the plain window)."""
-        state = self.state
-        if since is None or since >= state.seq or since < 0:
-            return False
-        if (epoch is not None and epoch != state.epoch) or (
-                state.seq - since > self.hub.config.max_replay):
-            return False
-        return not self.recent or self.recent[0]["seq"] > since + 1
+
+_FAILED: Final = {"read": "gap fill failed; retrying",
+                  "reload": "room reload failed; retrying",
+                  "renew": "epoch renewal failed; retrying"}
+
+
+def _log_read(history: History) -> LogRead:
+    return LogRead(history.epoch, history.head, history.events, history.complete)
 
 
 class Hub:
@@ -713,7 +674,6 @@ class Hub:
         self.programme = programme
         self.replicas: dict[str, RoomReplica] = {}
         self._dropping: dict[str, asyncio.Task[None]] = {}  # rooms being unsubscribed
-        self._answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
         self.tasks = Supervisor("hub")  # every background task of this hub
         self.changes = 0  # bumped by update_gauges: a cached /api/rooms answer is stale
         # A storm of joins to one room shares one online read and one write per room.
@@ -724,14 +684,14 @@ class Hub:
             guest_address_rate=config.guest_address_rate,
             guest_votes_per_address=config.guest_votes_per_address,
         )
+        # The request path (decide, checks, commit, answer), shared with the HTTP API.
+        self.service = RequestService(broker, limits=self.limits, max_text=config.max_text,
+                                      max_keys=config.max_idem_keys)
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
         self.flusher = Flusher.from_config(config)
         # Joined connections' request and leave tasks (livehub.reader), while they run.
         self.connection_tasks: set[asyncio.Task[None]] = set()
-        self.inflight = 0  # requests between decide and their answer
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -743,7 +703,7 @@ class Hub:
         self.accepting = False
         # Finish the commits already begun, so every acknowledged post is answered.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), self.config.shutdown_grace)
+            await asyncio.wait_for(self.service.idle.wait(), self.config.shutdown_grace)
         closing = [self.tasks.spawn(self._close_greeting(ws, reason), name="close-greeting")
                    for ws in list(self.greeting)]
         conns = [c for r in self.replicas.values() for c in r.conns]
@@ -753,7 +713,7 @@ class Hub:
         # greeting connections' closes go before the tasks are cancelled.
         if closing:
             await asyncio.wait(closing, timeout=2.0)
-        await self.tasks.close()
+        await self.tasks.close()  # (the rooms' log reads and reloads among them)
 
     @staticmethod
     async def _close_greeting(ws: Greeting, reason: str) -> None:
@@ -863,6 +823,7 @@ class Hub:
         assert task is not None
         self._dropping[replica.id] = task
         try:
+            await replica.close()
             await self.broker.unsubscribe(replica.id)
         except BrokerUnavailable:
             pass
@@ -933,125 +894,20 @@ class Hub:
     # -- requests ------------------------------------------------------------------------
 
     async def handle(self, conn: Connection, req: p.Request) -> None:
-        """Decide, commit, answer. Errors become ``error`` frames; nothing raises."""
+        """Decide, commit, answer (:mod:`livehub.service`). Errors become ``error``
+        frames; nothing raises."""
         replica = conn.replica
         assert replica is not None
-        self.inflight += 1
-        self._idle.clear()
+        idem = req.id if req.id is not None and req.t in IDEMPOTENT else None
+        call = Call(replica.id, conn.actor, req, idem=idem, ip=conn.ip,
+                    words=self.programme.matcher(replica.id))
         try:
-            reply = await self._handle(conn, replica, req)
+            answer = await self.service.run(replica.state, call)
         except ProtocolError as exc:
-            metrics.REQUESTS.labels(req.t, exc.code).inc()
             conn.send(p.error_frame(exc.code, exc.message, req.id))
             return
-        finally:
-            self.inflight -= 1
-            if not self.inflight:
-                self._idle.set()
-        metrics.REQUESTS.labels(req.t, "ok").inc()
         if req.id is not None:
-            conn.send(p.ok_frame(req.id, **reply))
-
-    async def _handle(self, conn: Connection, replica: RoomReplica, req: p.Request
-                      ) -> dict[str, Any]:
-        now = now_ms()
-        idem_key = self._idem_key(conn, replica, req)
-        if idem_key is not None:
-            seen = self._answers.get(idem_key)
-            if seen is not None and now - seen[0] < IDEM_TTL_MS:
-                return seen[1]
-        ctx = core.Context(now=now, new_id=secrets.token_hex(6), max_text=self.config.max_text,
-                           words=self.programme.matcher(replica.id))
-        try:
-            decision = core.decide(replica.state, conn.actor, req, ctx)
-        except ProtocolError:
-            if idem_key is not None:  # a retry of a post committed through another process?
-                earlier = await self._recall(req, idem_key)
-                if earlier is not None:
-                    return self._held_reply(replica, earlier)
-            raise
-        if not decision.events:
-            if not decision.seq:
-                return decision.reply
-            return {**decision.reply, "seq": replica.state.seq}
-        idem = (f"{conn.actor.uid}\x00{req.id}", decision.ref or "") if idem_key else None
-        checks = checks_for(conn.actor, decision.events, replica.state.settings, self.limits)
-        started = time.perf_counter()
-        try:
-            commit = await self.broker.commit(replica.id, decision.events, idem=idem,
-                                              checks=checks)
-        except BrokerUnavailable:
-            metrics.BROKER_ERRORS.labels("commit").inc()
-            raise ProtocolError(ErrorCode.UNAVAILABLE,
-                                "the server cannot reach its broker; nothing was published, "
-                                "retry", req.id) from None
-        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        if commit.refused is not None:
-            raise self._refusal(conn, replica, req, commit)
-        if commit.duplicate:
-            reply = self._held_reply(replica, self._ref_reply(req, commit.ref, commit.seq))
-        else:
-            metrics.EVENTS_COMMITTED.inc(len(decision.events))
-            reply = {**decision.reply, "seq": commit.seq} if decision.seq else decision.reply
-        if idem_key is not None:
-            self._remember(idem_key, now, reply)
-        return reply
-
-    def _refusal(self, conn: Connection, replica: RoomReplica, req: p.Request,
-                 commit: Commit) -> ProtocolError:
-        check = commit.refused
-        assert check is not None
-        refused(check.label or check.kind, conn.ip, room=replica.id, uid=conn.actor.uid)
-        if check.code == ErrorCode.SLOW_MODE:
-            wait = max(1, (commit.retry_ms + 999) // 1000)
-            return ProtocolError(ErrorCode.SLOW_MODE, f"slow mode: wait {wait} s", req.id)
-        what = {
-            "person": f"more than {check.limit} posts, questions and votes from you in "
-                      f"{check.window_ms // 1000} s in this room",
-            "guest_address": f"more than {check.limit} guest requests from your address "
-                             f"in {check.window_ms // 1000} s in this room",
-            "guest_votes": f"{check.limit} guests from your address have already voted "
-                           "for this question",
-            "guest_ballots": f"{check.limit} guests from your address have already voted "
-                             "in this poll",
-        }.get(check.label, "over a limit")
-        return ProtocolError(ErrorCode.RATE_LIMITED, f"{what}: nothing was published",
-                             req.id)
-
-    @staticmethod
-    def _idem_key(conn: Connection, replica: RoomReplica, req: p.Request
-                  ) -> tuple[str, str, str] | None:
-        if req.id is None or req.t not in ("post", "ask"):
-            return None
-        return (replica.id, conn.actor.uid, req.id)
-
-    @staticmethod
-    def _held_reply(replica: RoomReplica, reply: dict[str, Any]) -> dict[str, Any]:
-        """A retried post that is still held says so, as its first answer did."""
-        if reply.get("mid") in replica.state.mod.held:
-            return {**reply, "held": True}
-        return reply
-
-    @staticmethod
-    def _ref_reply(req: p.Request, ref: str | None, seq: int) -> dict[str, Any]:
-        return {"mid" if req.t == "post" else "qid": ref, "seq": seq}
-
-    def _remember(self, key: tuple[str, str, str], now: int, reply: dict[str, Any]) -> None:
-        answers = self._answers
-        answers[key] = (now, reply)
-        # Insertion order is time order: drop what has expired from the front.
-        while answers:
-            first = next(iter(answers))
-            if now - answers[first][0] < IDEM_TTL_MS and len(answers) <= self.config.max_idem_keys:
-                break
-            del answers[first]
-
-    async def _recall(self, req: p.Request, key: tuple[str, str, str]) -> dict[str, Any] | None:
-        try:
-            found = await self.broker.recall(key[0], f"{key[1]}\x00{key[2]}")
-        except BrokerUnavailable:
-            return None
-        return None if found is None else self._ref_reply(req, found.ref, found.seq)
+            conn.send(p.ok_frame(req.id, **answer.reply))
 
     # -- programme reload (SIGHUP, POST /api/programme/reload) ----------------------------
 
@@ -1104,7 +960,7 @@ class Hub:
         if replica.state.seq == 0 or (recent and recent[0]["seq"] == 1):
             return False  # the whole log is in `recent`
         try:
-            history = await self.broker.read(replica.id, 0)
+            history = await roomlog.read_all(self.broker, replica.id)
         except BrokerUnavailable:
             return True
         return (not history.complete or history.epoch != replica.state.epoch

@@ -11,8 +11,10 @@
   :func:`replay` build the ``welcome`` parts.
 
 Events are plain dicts in their wire form plus a few internal keys
-(``by``, ``prev``...) that only moderators' copies keep. The core imports only
-the standard library and the protocol's request types.
+(``by``, ``prev``...) that only moderators' copies keep; their keys are defined
+once, as typed structs, in :mod:`livehub.events`, which ``apply`` checks each
+event against. The core imports only the standard library, msgspec and the
+protocol's request types.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final
 
+from livehub import events, polls
 from livehub import moderation as mod
-from livehub import polls
 from livehub import protocol as p
 from livehub.protocol import ErrorCode, ProtocolError
 from livehub.roles import CLOSED_ROOM_EXEMPT, SLOW_MODE_EXEMPT, Role, may
@@ -35,22 +37,14 @@ HISTORY_WINDOW: Final = 100
 ANONYMOUS_NAME: Final = "Anonymous"
 LIVE_QSTATES: Final = frozenset({"open", "answering"})
 # Keys that record who did what: kept for moderators and the log, dropped from
-# everyone else's copy.
-_INTERNAL_KEYS: Final = ("by", "by_name", "prev", "of", "of_name", "pending")
+# everyone else's copy. Defined with each event's keys in livehub.events.
+_INTERNAL_KEYS: Final = events.WHO_DID_WHAT
 # A guest's address key: in the log (so that every process can hold a guest ban and
 # count per-address limits), in no client's copy, moderators' included.
-ADDR: Final = "addr"
+ADDR: Final = events.ADDR
 # What participants and speakers may know of a moderation act: what happened, never
 # the name of the person it was about (nor who did it). Moderators see everything.
-_ACT_KEYS: Final[dict[str, frozenset[str]]] = {
-    "mute": frozenset({"t", "seq", "ts", "uid", "until"}),
-    "unmute": frozenset({"t", "seq", "ts", "uid", "until"}),
-    "del": frozenset({"t", "seq", "ts", "mid", "qid"}),
-    "pin": frozenset({"t", "seq", "ts", "mid"}),
-    "unpin": frozenset({"t", "seq", "ts", "mid"}),
-    "qstate": frozenset({"t", "seq", "ts", "qid", "state"}),
-    "room": frozenset({"t", "seq", "ts", "state", "settings"}),
-}
+_ACT_KEYS: Final[dict[str, frozenset[str]]] = events.act_keys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,7 +474,8 @@ def apply(state: RoomState, ev: Event) -> RoomState:
     """
     state.seq = ev["seq"]
     fold = _FOLDS.get(ev["t"])
-    if fold is not None:
+    if fold is not None and events.problem(ev) is None:
+        # (an event whose keys do not fit its type's definition only takes its seq)
         fold(state, ev)
     return state
 
@@ -700,7 +695,11 @@ def view(state: RoomState, ev: Event, role: Role, uid: str | None = None) -> Eve
     give None: the hub sends coalesced ``votes`` and ``reactions`` events instead
     (see :func:`votes_event` and :func:`livehub.moderation.reactions_event`).
     Reports, held posts and their releases follow :func:`livehub.moderation.view`.
+    An event whose keys do not fit its type (``livehub.events``) gives None too:
+    ``apply`` folded only its seq.
     """
+    if events.problem(ev) is not None:
+        return None
     t = ev["t"]
     if mod.is_private(ev):
         seen = mod.view(state, ev, role, uid)

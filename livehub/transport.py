@@ -120,6 +120,11 @@ class WebSocketTransport(asyncio.Protocol):
         """A close frame has gone or the socket is closed."""
         return self.state >= CLOSING
 
+    @staticmethod
+    def frame(payload: bytes | str) -> bytes:
+        """:func:`encode_frame`: the hub makes one per audience through any connection."""
+        return encode_frame(payload)
+
     def write_frame(self, frame: bytes) -> None:
         """Write a frame made by :func:`encode_frame` (only when :attr:`shared_frames`)."""
         if self.state == OPEN and self.transport is not None:

@@ -60,7 +60,8 @@ def test_sign_in_from_the_room_page_as_moderator(browser: Any, livehub: LivehubP
         page.get_by_label("Full name").fill("Cllr Jo Bloggs")
         page.get_by_role("button", name="Sign in").click()
 
-        expect(page.locator("#room")).to_be_visible()
+        # Provider, callback and room page in turn: allow a loaded machine its time.
+        expect(page.locator("#room")).to_be_visible(timeout=30_000)
         assert page.url == f"{livehub.url}/room/board"  # the token left the address bar
         expect(page.locator("#me")).to_contain_text("Cllr Jo Bloggs")
         expect(page.get_by_role("heading", name="Room controls")).to_be_visible()

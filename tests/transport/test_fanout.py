@@ -41,6 +41,10 @@ class FakeOutlet:
     def closing(self) -> bool:
         return self.closed_with is not None
 
+    @staticmethod
+    def frame(payload: Frame) -> bytes:
+        return encode_frame(payload)
+
     def write_frame(self, frame: bytes) -> None:
         self.frames.append(frame)
 
