@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
-from livehub import api, http, live_pages, oidc, pages, signin
+from livehub import api, http, live_pages, oidc, pages, retention, signin
 from livehub.broker import Broker, make_broker
 from livehub.client_address import ClientAddressMiddleware, parse_proxies
 from livehub.config import Config, secret_problem
@@ -57,6 +58,8 @@ def create_app(config: Config | None = None, *, programme: Programme | None = No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
         await hub.start()
+        if config.retain_after > 0 and broker.name != "memory":
+            hub.tasks.keep_running(partial(retention.archiver, hub), name="archiver")
         log.info("livehub ready", broker=broker.name, rooms=len(programme.sessions),
                  conference=programme.title)
         try:

@@ -1,4 +1,4 @@
-"""The ``livehub`` command: serve, secret, token, invite, check, export."""
+"""The ``livehub`` command: serve, secret, token, invite, check, export, archive."""
 
 from __future__ import annotations
 
@@ -264,6 +264,65 @@ def export_command(room: str, fmt: str, redis_url: str | None, programme: str | 
     click.echo(render(fmt, RoomLog(room=room, events=history.events, epoch=history.epoch,
                                    complete=history.complete, session=session,
                                    conference=prog.title)), nl=False)
+
+
+async def _archive(cfg: Config, prog: Any, dry_run: bool) -> list[Any] | None:
+    from livehub import retention
+    from livehub.broker import make_broker
+
+    broker = make_broker(cfg.redis_url, max_log=cfg.max_log, redis_max_log=cfg.redis_max_log,
+                         namespace=cfg.redis_namespace)
+    await broker.start()
+    try:
+        if not broker.ready:
+            raise BrokerUnavailable("not answering")
+        return await retention.run_once(broker, prog, retain_after=cfg.retain_after,
+                                        keep=cfg.retain_keep, dry_run=dry_run)
+    finally:
+        await broker.close()
+
+
+@main.command("archive")
+@click.option("--dry-run", is_flag=True, help="Say what would be archived; change nothing.")
+@click.option("--redis", "redis_url", default=None, metavar="URL",
+              help="Redis URL of the servers (default: $LIVEHUB_REDIS_URL or $REDIS_URL).")
+@click.option("--programme", default=None, metavar="FILE",
+              help="Conference programme (TOML); default: $LIVEHUB_PROGRAMME or the sample.")
+def archive_command(dry_run: bool, redis_url: str | None, programme: str | None) -> None:
+    """Archive and trim the logs of sessions that ended long ago (once; servers also do
+    it every LIVEHUB_RETAIN_INTERVAL seconds).
+
+    A room whose session ended more than LIVEHUB_RETAIN_AFTER seconds ago has its log
+    copied into a compressed archive beside it in Redis, then cut to its last
+    LIVEHUB_RETAIN_KEEP events; transcripts still read the whole record.
+    """
+    cfg = _config(redis_url=redis_url, programme=programme)
+    try:
+        prog = load_programme(cfg.programme)
+    except ProgrammeError as exc:
+        raise click.ClickException(f"cannot read the programme:\n{exc}") from None
+    if not cfg.redis_url:
+        raise click.ClickException(
+            "no Redis configured (--redis URL, LIVEHUB_REDIS_URL or REDIS_URL): only the "
+            "Redis log is archived; the in-memory broker's log is bounded already")
+    if cfg.retain_after <= 0:
+        click.echo("livehub: LIVEHUB_RETAIN_AFTER is 0: logs are never trimmed", err=True)
+        return
+    where = f"Redis at {_redact(cfg.redis_url)}"
+    try:
+        done = asyncio.run(_archive(cfg, prog, dry_run))
+    except (BrokerUnavailable, OSError, TimeoutError, ValueError) as exc:
+        raise click.ClickException(f"cannot archive in {where}: "
+                                   f"{exc or type(exc).__name__}") from None
+    if done is None:
+        raise click.ClickException("another process is archiving now (the archiver lock "
+                                   "is held); try again later")
+    verb = "would archive" if dry_run else "archived"
+    for a in done:
+        click.echo(f"{a.room}: {verb} {a.archived} events, trim {a.trimmed}, "
+                   f"keep {a.kept} (archive up to event {a.upto})")
+    if not done:
+        click.echo("livehub: no room's session ended long enough ago", err=True)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ class Config(BaseSettings):
     max_replay: int = Field(default=1000, ge=0)  # events replayed after `since`
     max_replay_bytes: int = Field(default=512 * 1024, ge=1024)  # encoded replay per welcome
     send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)  # per connection
+    # Retention (docs/operations.md): archive and trim the Redis log of a room whose
+    # session ended this many seconds ago (0: never), keeping its last retain_keep events.
+    retain_after: float = Field(default=7 * 86400, ge=0)
+    retain_keep: int = Field(default=1000, ge=1)
+    retain_interval: float = Field(default=3600, gt=0)  # seconds between archiver runs
     max_idem_keys: int = Field(default=100_000, ge=100)  # memory broker's idempotency keys
     max_log_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)  # memory log per room
     shutdown_grace: float = Field(default=8.0, ge=0)

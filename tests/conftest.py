@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.support import LivehubProcess
+
 # Browser assertions wait up to 15 s (Playwright's default is 5): CI shares two cores
 # with real servers, and a page that is right late is still right.
 expect.set_options(timeout=15_000)
-
-from tests.support import LivehubProcess  # noqa: E402  (after the Playwright setting)
 
 TEST_PROGRAMME = str(Path(__file__).parent / "data" / "programme.toml")
 

@@ -79,6 +79,17 @@ class History:
     complete: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Archived:
+    """What one archive run did (or, with ``dry_run``, would do) to a room's log."""
+
+    room: str
+    archived: int  # events newly copied into the archive
+    trimmed: int  # log entries removed
+    kept: int  # log entries left
+    upto: int  # the last archived seq
+
+
 class Listener(Protocol):
     """What a broker calls back on the process's event loop."""
 
@@ -143,6 +154,22 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> History:
         """The room's logged events with ``seq > after``, oldest first."""
+
+    async def archive(self, room: str, *, keep: int, dry_run: bool = False) -> Archived | None:
+        """Move ``room``'s older events into its archive and trim its log to about
+        ``keep`` events (:mod:`livehub.broker.archive`); an ``Archived`` or None.
+
+        None here: a broker without a separate live log has nothing to archive (the
+        memory broker's log is bounded in events and bytes already)."""
+        return None
+
+    async def hold_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or extend the deployment-wide lock ``name`` for ``ttl`` seconds; True if
+        ``owner`` holds it. One process per deployment here, so always True."""
+        return True
+
+    async def release_lock(self, name: str, owner: str) -> None:  # noqa: B027 - optional hook
+        """Let go of ``name`` if ``owner`` holds it."""
 
     async def summaries(self, rooms: list[str]) -> dict[str, dict[str, str]]:
         """Each room's summary record (:mod:`livehub.summary`), read in one round trip;

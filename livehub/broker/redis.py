@@ -10,6 +10,7 @@ so the scripts below stay single-slot)::
     {ns}:{room}:online       hash    process_id -> people this process has in the room
     {ns}:{room}:lim:<key>    zset/string/set  the budgets of livehub.broker.base.Check
     {ns}:{room}:summary      hash    the room's summary (livehub.summary), by the commit script
+    {ns}:{room}:archive      hash    events trimmed from the log (livehub.broker.archive)
     {ns}:{room}:ch           pub/sub channel
     {ns}:proc:<process_id>   string  heartbeat, PX heartbeat_ttl
 
@@ -49,6 +50,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from livehub import summary
+from livehub.broker.archive import ArchiveMixin
 from livehub.broker.base import (
     Broker,
     BrokerUnavailable,
@@ -190,11 +192,15 @@ if not head then return {epoch, -1, evs} end
 return {epoch, tonumber(head), evs}
 """
 
-# KEYS: seq, log, epoch   ARGV: new_epoch, the epoch to replace
+# KEYS: seq, log, epoch, archive   ARGV: new_epoch, the epoch to replace
 RENEW_EPOCH_LUA: Final = _ENSURE_EPOCH + """
 if epoch == ARGV[2] then
   epoch = ARGV[1]
   redis.call('SET', KEYS[3], epoch)
+  -- The log keeps its events, so its archive (same snapshot) goes on with it.
+  if redis.call('HGET', KEYS[4], 'epoch') == ARGV[2] then
+    redis.call('HSET', KEYS[4], 'epoch', epoch)
+  end
 end
 return epoch
 """
@@ -210,7 +216,7 @@ class _Deaf(Exception):
     """The pub/sub connection stopped answering."""
 
 
-class RedisBroker(Broker):
+class RedisBroker(ArchiveMixin, Broker):
     name = "redis"
     read_page = 1000  # entries per read script call
 
@@ -311,6 +317,7 @@ class RedisBroker(Broker):
         self._read_script = self._script(READ_LUA)
         self._renew_script = self._script(RENEW_EPOCH_LUA)
         self._take_script = self._script(TAKE_LUA)
+        self._register_archive_scripts(self._script)
         self._first_ready = asyncio.Event()
         self._probe = asyncio.Event()
         self._rx = asyncio.Event()
@@ -482,7 +489,8 @@ class RedisBroker(Broker):
 
     async def renew_epoch(self, room: str, epoch: str) -> str:
         self._check_ready()
-        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch")]
+        keys = [self._key(room, "seq"), self._key(room, "log"), self._key(room, "epoch"),
+                self._key(room, "archive")]
         try:
             res = await asyncio.wait_for(
                 self._renew_script(keys=keys, args=[secrets.token_hex(8), epoch]),
@@ -493,6 +501,22 @@ class RedisBroker(Broker):
         return _text(res)
 
     async def read(self, room: str, after: int = 0, limit: int | None = None) -> History:
+        """The stream's events, preceded by the archived ones it no longer holds."""
+        history = await self._read_stream(room, after, limit)
+        if history.complete or limit == 0:
+            return history
+        before = history.events[0]["seq"] if history.events else history.head + 1
+        older = await self.read_archived(room, history.epoch, after, before, limit)
+        if older is None:
+            return history
+        events = (older + history.events)[:limit]
+        # Complete when the archive reaches back to after + 1 and meets the stream.
+        complete = older[0]["seq"] <= after + 1 and (
+            len(events) <= len(older) or older[-1]["seq"] + 1 == before)
+        return History(history.epoch, history.head, events, complete)
+
+    async def _read_stream(self, room: str, after: int = 0,
+                           limit: int | None = None) -> History:
         """Reads in pages of ``read_page`` entries, so no call blocks Redis for long.
 
         (All of a 100,000-event log in one script blocks Redis for ~110 ms; a page of
