@@ -5,15 +5,13 @@ The switches are applied at import time, so the worker processes that
 ``--workers N`` spawns (which re-import this module as ``__mp_main__``) get them
 too. Without any of these variables it is exactly ``livehub``.
 
-- ``LIVEHUB_BENCH_COALESCE_AFTER=N``: coalesce once more than N frames wait
-  (livehub's default is ``hub.COALESCE_AFTER``; a huge N turns coalescing off).
-- ``LIVEHUB_BENCH_LINGER=S``: how long a busy process lets a flush wait (0: no wait).
-- ``LIVEHUB_BENCH_WS=websockets``: uvicorn's older ``websockets`` protocol
-  instead of ``websockets-sansio``.
-- ``LIVEHUB_BENCH_BASELINE=1``: the ``Connection`` from before the benchmark work
-  (:mod:`bench.baseline_hub`), for A/B runs.
-- ``LIVEHUB_BENCH_RAW_SEND=1``: the hub sends through the raw ASGI ``send``, not
-  Starlette's ``WebSocket.send`` wrapper.
+- ``LIVEHUB_BENCH_SOURCE=DIR``: import livehub from ``DIR`` (a checkout of an earlier
+  commit, e.g. ``git archive <commit> livehub | tar -x -C DIR``): before/after runs of
+  the same harness in one session.
+- ``LIVEHUB_COALESCE_AFTER=N`` (a livehub setting): coalesce once more than N frames
+  wait (a huge N turns coalescing off); ``LIVEHUB_FLUSH_LINGER=S``: how long a busy
+  process lets a flush wait (0: no wait).
+- ``LIVEHUB_BENCH_COALESCE_AFTER`` / ``LIVEHUB_BENCH_LINGER``: the same, older names.
 - ``LIVEHUB_BENCH_GC=1``: ``gc.freeze()`` after the imports and a higher ``gc``
   threshold (fewer, shorter collections).
 - ``LIVEHUB_BENCH_LOOP=asyncio`` / ``LIVEHUB_BENCH_HTTP=h11``: without uvloop / httptools.
@@ -22,47 +20,23 @@ too. Without any of these variables it is exactly ``livehub``.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
-import livehub.hub
-import livehub.server
+if os.environ.get("LIVEHUB_BENCH_SOURCE"):
+    sys.path.insert(0, os.environ["LIVEHUB_BENCH_SOURCE"])
 
-_coalesce = os.environ.get("LIVEHUB_BENCH_COALESCE_AFTER")
-if _coalesce:
-    livehub.hub.COALESCE_AFTER = int(_coalesce)  # type: ignore[misc]
-    livehub.hub.COALESCE_LOADED = max(  # type: ignore[misc]
-        int(_coalesce), getattr(livehub.hub, "COALESCE_LOADED", 0))
-_linger = os.environ.get("LIVEHUB_BENCH_LINGER")
-if _linger and hasattr(livehub.hub, "_Flusher"):
-    livehub.hub._Flusher.LINGER = float(_linger)  # type: ignore[misc]
-
-if os.environ.get("LIVEHUB_BENCH_BASELINE"):
-    import livehub.ws
-    from bench.baseline_hub import BaselineConnection
-
-    livehub.hub.Connection = BaselineConnection  # type: ignore[misc]
-    livehub.ws.Connection = BaselineConnection  # type: ignore[misc]
-
-if os.environ.get("LIVEHUB_BENCH_RAW_SEND"):
-    import livehub.ws
-
-    class RawSendConnection(livehub.hub.Connection):
-        """Sends through the ASGI ``send`` under Starlette's ``WebSocket.send`` (and its
-        state checks): what ws.py could hand the hub directly."""
-
-        __slots__ = ()
-
-        def __init__(self, send: Any, *args: Any, **kwargs: Any) -> None:
-            owner = getattr(send, "__self__", None)
-            super().__init__(getattr(owner, "_send", send), *args, **kwargs)
-
-    livehub.hub.Connection = RawSendConnection  # type: ignore[misc]
-    livehub.ws.Connection = RawSendConnection  # type: ignore[misc]
+for _old, _new in (("LIVEHUB_BENCH_COALESCE_AFTER", "LIVEHUB_COALESCE_AFTER"),
+                   ("LIVEHUB_BENCH_LINGER", "LIVEHUB_FLUSH_LINGER")):
+    if os.environ.get(_old):
+        os.environ.setdefault(_new, os.environ[_old])
 
 _overrides = {key: os.environ[var] for key, var in (
-    ("ws", "LIVEHUB_BENCH_WS"), ("loop", "LIVEHUB_BENCH_LOOP"), ("http", "LIVEHUB_BENCH_HTTP"),
+    ("loop", "LIVEHUB_BENCH_LOOP"), ("http", "LIVEHUB_BENCH_HTTP"),
 ) if os.environ.get(var)}
 if _overrides:
+    import livehub.server
+
     _original = livehub.server.uvicorn_config
 
     def _patched(cfg: Any, app: Any) -> Any:

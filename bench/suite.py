@@ -41,13 +41,10 @@ DEFAULT_START = 10.0
 
 EXPERIMENTS: list[tuple[str, list[str]]] = [
     ("final", []),
-    ("baseline", ["LIVEHUB_BENCH_BASELINE=1", "LIVEHUB_BENCH_COALESCE_AFTER=16"]),
-    ("coalescing-off", ["LIVEHUB_BENCH_COALESCE_AFTER=1000000000"]),
-    ("raw-asgi-send", ["LIVEHUB_BENCH_RAW_SEND=1"]),
-    ("uvicorn-ws-legacy", ["LIVEHUB_BENCH_WS=websockets"]),
+    ("coalescing-off", ["LIVEHUB_COALESCE_AFTER=1000000000"]),
     ("asyncio-loop", ["LIVEHUB_BENCH_LOOP=asyncio"]),
 ]
-HIGH_RATE_EXPERIMENTS = ("final", "baseline", "coalescing-off")
+HIGH_RATE_EXPERIMENTS = ("final", "coalescing-off")
 
 
 class Suite:

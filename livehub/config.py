@@ -52,6 +52,10 @@ class Config(BaseSettings):
     # New guest identities one client address may make in a room per hour; 0: off.
     guest_names_per_hour: int = Field(default=1000, ge=0)
     send_queue: int = Field(default=1000, ge=1)  # queued frames per connection before 1013
+    # Sending (livehub.hub.Flusher): frames are coalesced once more than this many wait
+    # for one connection, and a busy process lets each flush wait this many seconds.
+    coalesce_after: int = Field(default=2, ge=1)
+    flush_linger: float = Field(default=0.005, ge=0, le=0.1)
     ping_interval: float = Field(default=20.0, ge=0)
     ping_timeout: float = Field(default=20.0, ge=0)
     compression: bool = False

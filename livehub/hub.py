@@ -3,20 +3,21 @@
 A :class:`RoomReplica` folds the room's log into a :class:`RoomState` in
 ``seq`` order (filling any gap pub/sub left from the log), and fans each event
 out to its local connections, encoded once per (role, codec) audience. Each
-:class:`Connection` has a bounded send queue drained by one writer task that
-coalesces whatever has queued up into one frame.
+:class:`Connection` has a bounded send queue that the hub's :class:`Flusher` writes
+to its transport once per loop iteration, coalescing what has queued up into one frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 
@@ -49,8 +50,6 @@ from livehub.supervisor import Supervisor
 log = structlog.get_logger("livehub.hub")
 T = TypeVar("T")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 RECENT_EVENTS: Final = 2000  # applied events kept per replica to serve `since` without I/O
 MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 # Frames are coalesced only once more than this many wait: at light load every event
@@ -59,7 +58,7 @@ MAX_BATCH_BYTES: Final = 256 * 1024  # upper bound of one coalesced frame
 # only when several events came within one iteration: load. Coalescing them then cuts
 # the sends (and CPU) per delivery several times (docs/benchmarks.md).
 COALESCE_AFTER: Final = 2
-COALESCE_LOADED: Final = 1  # the same while the process is busy (see _Flusher)
+COALESCE_LOADED: Final = 1  # the same while the process is busy (see Flusher)
 # Requests whose ``id`` is an idempotency key: a repeat is answered with the first answer.
 IDEMPOTENT: Final = frozenset({"post", "ask"})
 JOIN_WAIT: Final = 10.0  # seconds a join waits for its room to (re)load before `unavailable`
@@ -77,52 +76,98 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _Flusher:
+class Outlet(Protocol):
+    """Where a connection's frames go: livehub's WebSocket transport (livehub.transport)."""
+
+    on_writable: Callable[[], None] | None
+
+    @property
+    def writable(self) -> bool: ...
+
+    @property
+    def shared_frames(self) -> bool: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    def frame(self, payload: Frame) -> bytes:
+        """``payload`` as one whole WebSocket frame, the same for every connection that
+        shares frames (so it is made once per audience)."""
+        ...
+
+    def write_frame(self, frame: bytes) -> None: ...
+
+    def write_message(self, payload: Frame) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Flusher:
     """Sends what was pushed, once per event-loop iteration, for every connection.
 
     A push only queues the frame and marks its connection; one callback per loop
-    iteration then writes each marked connection's queue, driving the ASGI send to
-    completion on the spot (it does not wait while the transport takes data). So no
-    task wakes up per recipient, and events queued within one iteration go out back to
-    back (coalesced past ``COALESCE_AFTER``). A send that must wait for the transport
-    (a slow reader) is handed to the connection's writer task, which then owns the
-    queue until it has caught up.
+    iteration then writes each marked connection's queue to its transport. So nothing
+    wakes up per recipient, and events queued within one iteration go out back to back
+    (coalesced past ``coalesce_after``). A frame queued for a whole audience is made into
+    a WebSocket frame once (:func:`encode_frame`) and that same frame written to each.
+    A connection whose transport is not taking data (a slow reader) keeps its queue
+    until the transport asks for more (:meth:`Connection.on_writable`).
 
-    Under load (flushing took more than ``BUSY`` of the loop's time lately) the flush
-    waits ``LINGER`` seconds, so that the events arriving meanwhile go out together,
+    Under load (flushing took more than ``busy`` of the loop's time lately) the flush
+    waits ``linger`` seconds, so that the events arriving meanwhile go out together,
     coalesced into one frame per connection: a few ms of latency buy several times
     fewer sends per delivery, which is what keeps a busy process from falling behind.
+
+    One per hub. Its callbacks run in a context of their own, so a line logged while
+    flushing never carries the context of whichever connection happened to mark first.
     """
 
-    __slots__ = ("busy", "dirty", "last", "loop", "scheduled")
+    __slots__ = ("busy", "busy_share", "coalesce_after", "context", "dirty", "last",
+                 "linger", "scheduled")
 
-    BUSY: Final = 0.5
-    LINGER: Final = 0.005
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self, *, coalesce_after: int = 2, linger: float = 0.005,
+                 busy_share: float = 0.5) -> None:
+        self.coalesce_after = coalesce_after
+        self.linger = linger
+        self.busy_share = busy_share
+        self.context = contextvars.Context()
         self.dirty: list[Connection] = []
         self.scheduled = False
         self.busy = 0.0  # moving average of the share of time spent flushing
         self.last = time.perf_counter()  # when the last flush ended
 
+    @classmethod
+    def from_config(cls, config: Config) -> Flusher:
+        return cls(coalesce_after=config.coalesce_after, linger=config.flush_linger)
+
     def mark(self, conn: Connection) -> None:
         self.dirty.append(conn)
         if not self.scheduled:
             self.scheduled = True
-            if self.busy > self.BUSY:
-                self.loop.call_later(self.LINGER, self.flush)
+            loop = asyncio.get_running_loop()
+            if self.busy > self.busy_share and self.linger > 0:
+                loop.call_later(self.linger, self.flush, context=self.context)
             else:
-                self.loop.call_soon(self.flush)
+                loop.call_soon(self.flush, context=self.context)
 
     def flush(self) -> None:
         started = time.perf_counter()
         self.scheduled = False
         dirty, self.dirty = self.dirty, []
-        coalesce_after = COALESCE_LOADED if self.busy > self.BUSY else COALESCE_AFTER
+        loaded = self.busy > self.busy_share
+        coalesce_after = self.coalesce_after
+        if loaded and coalesce_after <= COALESCE_AFTER:  # (a larger one is an experiment)
+            coalesce_after = min(coalesce_after, COALESCE_LOADED)
+        # Frames made this flush, by the queued payload they carry (kept alive by the
+        # dict, so an id is not reused while it lives).
+        made: dict[int, tuple[Frame, bytes]] = {}
         sent = 0
         for conn in dirty:
-            sent += conn.flush(coalesce_after)
+            try:
+                sent += conn.flush(coalesce_after, made)
+            except Exception:  # one connection's failure must not starve the rest
+                conn.log_context().run(log.exception, "flush failed", uid=conn.actor.uid,
+                                       ip=conn.ip)
         if sent:
             metrics.FRAMES_SENT.inc(sent)
         ended = time.perf_counter()
@@ -131,80 +176,50 @@ class _Flusher:
         self.last = ended
 
 
-_flusher: _Flusher | None = None
+def _wire(made: dict[int, tuple[Frame, bytes]], payload: Frame, outlet: Outlet) -> bytes:
+    """``payload`` as one WebSocket frame, made once however many connections send it."""
+    key = id(payload)
+    hit = made.get(key)
+    if hit is not None and hit[0] is payload:
+        return hit[1]
+    frame = outlet.frame(payload)
+    made[key] = (payload, frame)
+    return frame
 
 
-def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
-    global _flusher
-    if _flusher is None or _flusher.loop is not loop:
-        _flusher = _Flusher(loop)
-    return _flusher
-
-
-class _Resume:
-    """Awaiting this finishes, inside the awaiting task, a coroutine that was started
-    outside any task and suspended on ``waiting`` (what it yielded)."""
-
-    __slots__ = ("coro", "waiting")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-        self.coro = coro
-        self.waiting = waiting
-
-    def __await__(self) -> Generator[Any, None, None]:
-        coro, waiting = self.coro, self.waiting
-        while True:
-            try:
-                yield waiting
-            except BaseException as exc:  # cancelled: pass it on to the coroutine
-                try:
-                    waiting = coro.throw(exc)
-                except StopIteration:
-                    return
-                continue
-            try:
-                waiting = coro.send(None)
-            except StopIteration:
-                return
+_NO_QUEUE: deque[Frame] = deque(maxlen=0)  # shared by every connection with nothing queued
 
 
 class Connection:
     """One client WebSocket: who it is, and its bounded, coalescing send queue.
 
-    Frames are sent by the loop-wide :class:`_Flusher` while the transport keeps up,
-    and by the connection's writer task once a send had to wait, or to close.
+    Frames are written by the hub's :class:`Flusher` while the transport takes them;
+    once it does not (a slow reader) they wait here, up to ``max_queue`` frames and
+    ``max_queue_bytes``, and the connection is closed 1013 past that.
     """
 
     __slots__ = (
-        "_flusher",
-        "_key",
-        "_marked",
-        "_pending",
-        "_send",
-        "_writer_owns",
         "actor",
         "close_code",
         "close_reason",
-        "closed",
         "codec",
+        "flusher",
         "guest_token",
         "ip",
+        "marked",
         "max_queue",
         "max_queue_bytes",
+        "outlet",
         "queue",
         "queued_bytes",
         "replica",
-        "writer",
     )
 
-    def __init__(self, send: Send, codec: Codec, identity: Identity, ip: str,
-                 max_queue: int, addr: str | None = None, *, watch: bool = False,
-                 max_queue_bytes: int = 4 * 1024 * 1024) -> None:
-        # Starlette's WebSocket.send re-checks its state machine on every message and then
-        # calls the ASGI send it was given: the hub sends that way directly (it only
-        # sends "websocket.send" and, once, "websocket.close"). About 15 % less CPU per
-        # delivery (docs/benchmarks.md); any other callable is used as it is.
-        self._send: Send = getattr(getattr(send, "__self__", None), "_send", None) or send
+    def __init__(self, outlet: Outlet, codec: Codec, identity: Identity, ip: str,
+                 max_queue: int, addr: str | None = None, *, flusher: Flusher,
+                 watch: bool = False, max_queue_bytes: int = 4 * 1024 * 1024) -> None:
+        self.outlet = outlet
+        self.flusher = flusher
         self.codec = codec
         # ``addr``: the client address's key (livehub.addresses); only guests carry it
         # into the log, where guest bans and per-address limits count by it. A watcher
@@ -217,27 +232,31 @@ class Connection:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes  # the queue's frames' len() (JSON: characters)
         self.queued_bytes = 0
-        self.queue: deque[Frame] = deque()
+        # Made when a frame waits and dropped once empty: an idle connection keeps none.
+        self.queue: deque[Frame] = _NO_QUEUE
         self.close_code: int | None = None
         self.close_reason = ""
-        self.closed = False
         self.replica: RoomReplica | None = None
-        self.writer: asyncio.Task[None] | None = None
         self.guest_token: str | None = None  # handed to a guest so a reconnect is the same guest
-        self._key = "bytes" if codec.binary else "text"
-        self._flusher: _Flusher | None = None
-        self._marked = False
-        # True while the writer task sends (a send had to wait, or it is closing): the
-        # flusher leaves the queue to it.
-        self._writer_owns = False
-        self._pending: tuple[Coroutine[Any, Any, None], Any] | None = None
+        self.marked = False
+        outlet.on_writable = self.on_writable
 
     @property
     def role(self) -> Role:
         return self.actor.role
 
-    def start(self) -> None:
-        self._flusher = _flusher_for(asyncio.get_running_loop())
+    @property
+    def closed(self) -> bool:
+        """Nothing more goes out: closed by us, by the client, or gone."""
+        return self.outlet.closing
+
+    def log_context(self) -> contextvars.Context:
+        """A context that holds only this connection's log fields (push and close run
+        in whichever task sent the event: a poster's, the broker's)."""
+        ctx = contextvars.Context()
+        ctx.run(structlog.contextvars.bind_contextvars, uid=self.actor.uid, ip=self.ip,
+                room=self.replica.id if self.replica else None)
+        return ctx
 
     def push(self, frame: Frame) -> None:
         if self.close_code is not None:
@@ -245,37 +264,41 @@ class Connection:
         if (len(self.queue) >= self.max_queue
                 or (self.queued_bytes + len(frame) > self.max_queue_bytes and self.queue)):
             metrics.SLOW_READER_CLOSES.inc()
-            log.info("slow reader closed", uid=self.actor.uid, ip=self.ip,
-                     room=self.replica.id if self.replica else None)
+            self.log_context().run(log.info, "slow reader closed")
             self.close(CloseCode.TRY_AGAIN, "send queue overflow: resume with since",
                        discard=True)
             return
+        if self.queue is _NO_QUEUE:
+            self.queue = deque()
         self.queue.append(frame)
         self.queued_bytes += len(frame)
-        if self._writer_owns or self._marked:
-            return  # the writer task, or this iteration's flush, sends it
-        if self._flusher is None:
-            self._flusher = _flusher_for(asyncio.get_running_loop())
-        self._marked = True
-        self._flusher.mark(self)
+        if not self.marked and self.outlet.writable:
+            self.marked = True
+            self.flusher.mark(self)
 
     def send(self, obj: dict[str, Any]) -> None:
         self.push(self.codec.frame(obj))
 
+    def on_writable(self) -> None:
+        """The transport takes data again: send what queued meanwhile."""
+        if self.queue and not self.marked:
+            self.marked = True
+            self.flusher.mark(self)
+
     def close(self, code: int, reason: str = "", *, discard: bool = False) -> None:
         """Close once what is queued has gone (or at once, ``discard``-ing it)."""
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-            if discard:
-                self.queue.clear()
-                self.queued_bytes = 0
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        """Let the writer task send from now on (it is started when not running)."""
-        self._writer_owns = True
-        if self.writer is None or self.writer.done():
-            self.writer = asyncio.get_running_loop().create_task(self._write())
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        if discard:
+            self.queue.clear()
+            self.queued_bytes = 0
+        # What is queued is bounded: it goes into the transport's buffer now, ahead of
+        # the close frame, whether or not the client is reading.
+        outlet = self.outlet
+        while self.queue:
+            outlet.write_message(self._next_frame(self.flusher.coalesce_after))
+        outlet.close(code, reason[:120])
 
     def _next_frame(self, coalesce_after: int) -> Frame:
         """The next frame to send: one event, or (backed up) several coalesced."""
@@ -295,70 +318,24 @@ class Connection:
             metrics.COALESCED_FRAMES.inc()
         return self.codec.join(batch)
 
-    def flush(self, coalesce_after: int) -> int:
-        """Send what is queued as far as the transport takes it now; frames sent."""
-        self._marked = False
+    def flush(self, coalesce_after: int, made: dict[int, tuple[Frame, bytes]]) -> int:
+        """Write what is queued as far as the transport takes it now; frames sent."""
+        self.marked = False
+        outlet = self.outlet
+        if self.close_code is not None:
+            return 0
         sent = 0
-        while self.queue and not self._writer_owns:
-            if not self._send_now(self._next_frame(coalesce_after)):
-                break
+        shared = outlet.shared_frames
+        while self.queue and outlet.writable:
+            payload = self._next_frame(coalesce_after)
+            if shared:
+                outlet.write_frame(_wire(made, payload, outlet))
+            else:
+                outlet.write_message(payload)
             sent += 1
+        if not self.queue:
+            self.queue = _NO_QUEUE
         return sent
-
-    def _send_now(self, data: Frame) -> bool:
-        """Run the ASGI send here; False when it has to wait (the writer finishes it)."""
-        # An ASGI send is a coroutine function (Starlette's WebSocket.send is).
-        coro = cast(Coroutine[Any, Any, None], self._send({"type": "websocket.send",
-                                                           self._key: data}))
-        try:
-            waiting = coro.send(None)
-        except StopIteration:
-            return True
-        except Exception as exc:  # the peer went away mid-send; the reader side cleans up
-            log.debug("writer stopped", error=repr(exc))
-            self.closed = True
-            self._writer_owns = True  # nothing more goes out on this connection
-            return False
-        self._pending = (coro, waiting)
-        self._hand_over()
-        return False
-
-    async def _write(self) -> None:
-        """Send what the flusher could not: a send that had to wait, what queued up
-        meanwhile, and the close frame. Started on demand; ends once caught up."""
-        key = self._key
-        queue = self.queue
-        try:
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                await _Resume(*pending)
-                metrics.FRAMES_SENT.inc()
-            while queue:
-                await self._send({"type": "websocket.send",
-                                  key: self._next_frame(COALESCE_AFTER)})
-                metrics.FRAMES_SENT.inc()
-            if self.close_code is None:
-                self._writer_owns = False  # caught up: the flusher sends again
-                self.writer = None
-                return
-            await self._send({"type": "websocket.close", "code": self.close_code,
-                              "reason": self.close_reason[:120]})
-        except Exception as exc:  # the peer went away mid-send; the reader side cleans up
-            log.debug("writer stopped", error=repr(exc))
-        finally:
-            if self._writer_owns:  # closed, failed or cancelled: nothing more goes out
-                self.closed = True
-                if self._pending is not None:
-                    self._pending[0].close()
-                    self._pending = None
-
-    async def stop(self) -> None:
-        if self.writer is not None and not self.writer.done():
-            self.writer.cancel()
-            try:
-                await self.writer
-            except (asyncio.CancelledError, Exception):
-                pass
 
 
 class RoomReplica:
@@ -712,6 +689,9 @@ class Hub:
                                       max_keys=config.max_idem_keys)
         self.accepting = True
         self.greeting: set[Greeting] = set()  # connections still before their hello
+        self.flusher = Flusher.from_config(config)
+        # Joined connections' request and leave tasks (livehub.reader), while they run.
+        self.connection_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -729,9 +709,10 @@ class Hub:
         conns = [c for r in self.replicas.values() for c in r.conns]
         for conn in conns:
             conn.close(CloseCode.TRY_AGAIN, reason)
-        writers = [c.writer for c in conns if c.writer is not None]
-        if writers or closing:  # let the close frames go before the tasks are cancelled
-            await asyncio.wait([*writers, *closing], timeout=2.0)
+        # Their queues and close frames are in the transports' buffers now; let the
+        # greeting connections' closes go before the tasks are cancelled.
+        if closing:
+            await asyncio.wait(closing, timeout=2.0)
         await self.tasks.close()  # (the rooms' log reads and reloads among them)
 
     @staticmethod

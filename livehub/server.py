@@ -8,19 +8,19 @@ close every client with 1013 (PROTOCOL.md), so they resume elsewhere.
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 import structlog
 import uvicorn
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
 
 from livehub.api import install_reload_signal
 from livehub.app import create_app
@@ -28,6 +28,7 @@ from livehub.config import Config
 from livehub.hub import Hub
 from livehub.logs import configure
 from livehub.netguard import NetGuard, http_protocol, raise_open_file_limit
+from livehub.transport import WebSocketTransport
 
 log = structlog.get_logger("livehub.server")
 
@@ -43,12 +44,28 @@ class LivehubServer(uvicorn.Server):
         install_reload_signal(self.config.app)  # SIGHUP re-reads the programme
         await super().startup(sockets)
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM:
-            # A graceful stop on SIGTERM is a success (exit 0), not death by signal:
-            # uvicorn would re-raise the captured signal after shutting down.
-            self._captured_signals.clear()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the server gracefully. uvicorn's own version re-raises
+        the signal once stopped (death by signal); a stop on SIGTERM is a success (exit
+        0) here, while SIGINT still ends in KeyboardInterrupt as at a terminal."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        received: list[int] = []
+
+        def handler(sig: int, frame: FrameType | None) -> None:
+            received.append(sig)
+            self.handle_exit(sig, frame)
+
+        original = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, previous in original.items():
+                signal.signal(sig, previous)
+            if signal.SIGINT in received:
+                signal.raise_signal(signal.SIGINT)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         started = time.monotonic()
@@ -61,48 +78,32 @@ class LivehubServer(uvicorn.Server):
         # last `ok`s and the close frame itself).
         deadline = min(time.monotonic() + 2.0, started + self.hub.config.shutdown_grace + 1)
         while time.monotonic() < deadline:
-            if not any(getattr(c, "close_sent", False) for c in self.server_state.connections):
+            if not any(isinstance(c, WebSocketTransport) and c.closing
+                       for c in self.server_state.connections):
                 break
             await asyncio.sleep(0.02)
         await super().shutdown(sockets)
 
 
-class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol ("websockets-sansio"), minus one crash.
-
-    A text frame that is not UTF-8, read in the same packet as the client's close frame,
-    makes uvicorn try to close 1007 a connection that is already closing; the exception
-    escapes to the event loop, which logs it as a fatal transport error. The client is
-    closing anyway: drop the frame and let its close be handled as usual.
-    """
-
-    def send_receive_event_to_app(self) -> None:
-        try:
-            super().send_receive_event_to_app()
-        except InvalidState:
-            pass
-
-
-class GuardedWebSocketProtocol(WebSocketProtocol):
+class GuardedWebSocketProtocol(WebSocketTransport):
     """Frees the connection's place in the :class:`NetGuard` counts when it closes."""
 
     netguard: NetGuard  # set on the class that :func:`uvicorn_config` makes
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.livehub_transport = transport
-        super().connection_made(transport)
+    __slots__ = ()
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
             super().connection_lost(exc)
         finally:
-            self.netguard.closed(self.livehub_transport)
+            if self.transport is not None:
+                self.netguard.closed(self.transport)
 
 
 def uvicorn_config(cfg: Config, app: Any, guard: NetGuard | None = None) -> uvicorn.Config:
     guard = guard or NetGuard.from_config(cfg)
     ws: type[asyncio.Protocol] = type("LivehubWebSocketProtocol", (GuardedWebSocketProtocol,),
-                                      {"netguard": guard})
+                                      {"netguard": guard, "__slots__": ()})
     return uvicorn.Config(
         app,
         host=cfg.host,
@@ -125,21 +126,9 @@ def uvicorn_config(cfg: Config, app: Any, guard: NetGuard | None = None) -> uvic
     )
 
 
-class _ClientMistakeFilter(logging.Filter):
-    """Drop uvicorn's traceback for a text frame that is not UTF-8: a client's mistake.
-
-    The connection is closed 1007 all the same, and the transport (livehub.ws) logs one
-    line for it with the room and address.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Invalid UTF-8 sequence received from client")
-
-
 def run(cfg: Config, sock: socket.socket | None = None) -> None:
     """Serve in this process until SIGTERM or SIGINT."""
     configure(cfg.log_format, cfg.log_level)
-    logging.getLogger("uvicorn.error").addFilter(_ClientMistakeFilter())
     if os.environ.get("FORWARDED_ALLOW_IPS"):
         log.warning("FORWARDED_ALLOW_IPS (uvicorn's) is ignored: livehub trusts the proxies "
                     "of --forwarded-allow-ips / LIVEHUB_FORWARDED_ALLOW_IPS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -28,9 +28,14 @@ from livehub.hub import Connection, Hub
 from livehub.limits_log import refused
 from livehub.programme import SLUG_RE
 from livehub.protocol import CloseCode, Codec, ErrorCode, ProtocolError
+from livehub.reader import Reader
+from livehub.transport import transport_of
 from livehub.watchwords import Verdict
 
 log = structlog.get_logger("livehub.ws")
+
+
+_NONE_REFUSED: deque[float] = deque(maxlen=0)  # shared and always empty
 
 
 class RateLimiter:
@@ -41,19 +46,24 @@ class RateLimiter:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self.times: deque[float] = deque()
-        self.refused: deque[float] = deque()
+        # Made on first use: an idle connection should not carry two empty deques.
+        self.times: deque[float] | None = None
+        self.refused: deque[float] = _NONE_REFUSED
 
     def allow(self, now: float) -> bool:
         if self.limit <= 0:
             return True
         horizon = now - self.window
         times = self.times
+        if times is None:
+            times = self.times = deque()
         while times and times[0] <= horizon:
             times.popleft()
         if len(times) < self.limit:
             times.append(now)
             return True
+        if self.refused is _NONE_REFUSED:
+            self.refused = deque()
         self.refused.append(now)
         while self.refused and self.refused[0] <= horizon:
             self.refused.popleft()
@@ -320,68 +330,83 @@ async def _serve(ws: WebSocket, hub: Hub, room: str, codec: Codec, ip: str) -> N
         return
     if new_guest and not await _guest_name_allowed(ws, hub, room, codec, hello, addr, ip):
         return
-    conn = Connection(ws.send, codec, identity, ip, config.send_queue, addr=addr,
-                      watch=hello.watch, max_queue_bytes=config.send_queue_bytes)
+    outlet = transport_of(ws.scope)
+    if outlet is None:  # served by something else than livehub.server's uvicorn setup
+        log.error("no livehub transport: run livehub with `livehub serve`", room=room, ip=ip)
+        await ws.close(code=CloseCode.SERVER_ERROR)
+        return
+    conn = Connection(outlet, codec, identity, ip, config.send_queue, addr=addr,
+                      flusher=hub.flusher, watch=hello.watch,
+                      max_queue_bytes=config.send_queue_bytes)
     if identity.guest and not hello.watch:
         conn.guest_token = mint(ws.app.state.secret, name=identity.name, role=identity.role,
                                 sub=identity.uid, rooms=[room], ttl=GUEST_TTL, guest=True)
-    conn.start()
     try:
         await hub.join(conn, room, hello.since, hello.epoch)
-        log.debug("joined", room=room, uid=identity.uid, role=str(identity.role))
-        await _read_loop(ws, hub, conn, codec, room)
-    finally:
+    except BaseException:
         await hub.leave(conn)
-        if conn.close_code is not None and conn.writer is not None:
-            # Let the writer finish its close frame before the task is dropped.
-            await asyncio.wait([conn.writer], timeout=1.0)
-        await conn.stop()
+        raise
+    log.debug("joined", room=room, uid=identity.uid, role=str(identity.role))
+
+    async def leave(message: dict[str, Any]) -> None:
+        _disconnected(message, room, conn.ip, conn.actor.uid)
+        await hub.leave(conn)
+
+    # From here the transport hands each message to a Reader, and this task ends.
+    outlet.detach(Reader(outlet, _requests(hub, conn, codec, room), leave,
+                         lambda code: conn.close(code), hub.connection_tasks))
 
 
-async def _read_loop(ws: WebSocket, hub: Hub, conn: Connection, codec: Codec,
-                     room: str) -> None:
+def _requests(hub: Hub, conn: Connection, codec: Codec, room: str
+              ) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """What answers a joined connection's messages, one at a time (livehub.reader)."""
     config = hub.config
     limiter = RateLimiter(config.rate_limit, config.rate_window)
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            _disconnected(message, room, conn.ip, conn.actor.uid)
-            return
+
+    async def request(message: dict[str, Any]) -> None:
         if conn.close_code is not None or conn.closed:
-            continue  # closing: drain until the peer answers the close
-        data = _payload(message)
-        allowed = limiter.allow(time.monotonic())
-        try:
-            req: p.Request | None = p.parse_request(codec, data if data is not None else b"")
-            error: ProtocolError | None = None
-        except ProtocolError as exc:
-            req, error = None, exc
-        rid = req.id if req is not None else error.rid if error is not None else None
-        kind = req.t if req is not None else "invalid"
-        if not allowed:
-            if _flooding(conn, limiter, config, room):
-                continue
-            metrics.REQUESTS.labels(kind, ErrorCode.RATE_LIMITED).inc()
-            conn.send(p.error_frame(ErrorCode.RATE_LIMITED,
-                                    f"more than {config.rate_limit} requests in "
-                                    f"{config.rate_window:g} s", rid))
-            continue
-        if error is not None or req is None:
-            assert error is not None
-            metrics.REQUESTS.labels(kind, error.code).inc()
-            conn.send(p.error_frame(error.code, error.message, rid))
-            continue
-        if isinstance(req, p.Hello):
-            conn.send(p.error_frame(ErrorCode.BAD_FRAME, "already joined", req.id))
-            continue
-        if not hub.accepting:
-            # Shutting down: the requests already begun are finished and answered, none is
-            # begun now, so that the hub's wait for them ends and no commit goes unanswered.
-            metrics.REQUESTS.labels(kind, ErrorCode.UNAVAILABLE).inc()
-            conn.send(p.error_frame(ErrorCode.UNAVAILABLE, "server shutting down: nothing "
-                                    "was published, retry after reconnecting", req.id))
-            continue
-        await hub.handle(conn, req)
+            return  # closing: drain until the peer answers the close
+        await _request(hub, conn, codec, room, limiter, message)
+
+    return request
+
+
+async def _request(hub: Hub, conn: Connection, codec: Codec, room: str, limiter: RateLimiter,
+                   message: dict[str, Any]) -> None:
+    config = hub.config
+    data = _payload(message)
+    allowed = limiter.allow(time.monotonic())
+    try:
+        req: p.Request | None = p.parse_request(codec, data if data is not None else b"")
+        error: ProtocolError | None = None
+    except ProtocolError as exc:
+        req, error = None, exc
+    rid = req.id if req is not None else error.rid if error is not None else None
+    kind = req.t if req is not None else "invalid"
+    if not allowed:
+        if _flooding(conn, limiter, config, room):
+            return
+        metrics.REQUESTS.labels(kind, ErrorCode.RATE_LIMITED).inc()
+        conn.send(p.error_frame(ErrorCode.RATE_LIMITED,
+                                f"more than {config.rate_limit} requests in "
+                                f"{config.rate_window:g} s", rid))
+        return
+    if error is not None or req is None:
+        assert error is not None
+        metrics.REQUESTS.labels(kind, error.code).inc()
+        conn.send(p.error_frame(error.code, error.message, rid))
+        return
+    if isinstance(req, p.Hello):
+        conn.send(p.error_frame(ErrorCode.BAD_FRAME, "already joined", req.id))
+        return
+    if not hub.accepting:
+        # Shutting down: the requests already begun are finished and answered, none is
+        # begun now, so that the hub's wait for them ends and no commit goes unanswered.
+        metrics.REQUESTS.labels(kind, ErrorCode.UNAVAILABLE).inc()
+        conn.send(p.error_frame(ErrorCode.UNAVAILABLE, "server shutting down: nothing "
+                                "was published, retry after reconnecting", req.id))
+        return
+    await hub.handle(conn, req)
 
 
 def _flooding(conn: Connection, limiter: RateLimiter, config: Config, room: str) -> bool:

@@ -1,0 +1,3 @@
+from tests.hardening.conftest import spawn
+
+__all__ = ["spawn"]
