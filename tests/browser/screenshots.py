@@ -55,8 +55,8 @@ def fill_room(ws: str, stack: contextlib.ExitStack) -> None:
                              "the wards that are missing."})
 
 
-def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
-    page.wait_for_timeout(300)  # let the last redraw settle
+def shoot(page: Page, name: str, *, full_page: bool = False, settle_ms: int = 300) -> None:
+    page.wait_for_timeout(settle_ms)  # let the last redraw (and any transition) settle
     path = OUT / name
     page.screenshot(path=str(path), full_page=full_page)
     print(path.relative_to(REPO))

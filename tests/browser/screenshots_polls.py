@@ -16,10 +16,11 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from livehub.auth import mint
 from livehub.roles import Role
+from tests.browser import screenshots
 from tests.browser.helpers import CHROMIUM, DESKTOP, LAUNCH_ARGS, PHONE, Wire, wire
-from tests.support import REPO, SECRET, LivehubProcess, token
+from tests.support import SECRET, LivehubProcess, token
 
-OUT = REPO / "docs" / "screenshots"
+OUT = screenshots.OUT
 ROOM = "day1-engaging-residents"
 CLOSED = "day3-consultations"
 
@@ -88,10 +89,7 @@ def close_a_session(ws: str) -> None:
 
 
 def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
-    page.wait_for_timeout(500)  # let the last redraw (and the bars' transition) settle
-    path = OUT / name
-    page.screenshot(path=str(path), full_page=full_page)
-    print(path.relative_to(REPO))
+    screenshots.shoot(page, name, full_page=full_page, settle_ms=500)  # the bars' transition
 
 
 def main() -> int:
